@@ -1,0 +1,165 @@
+"""Data: the DESIGN.md file formats (read and validated), HH-RLHF transcripts, and the batch
+builders of each stage. Stage scripts know these formats, never the world that made them.
+
+Formats (JSON lines, UTF-8, `.gz` accepted):
+  demonstrations  {"prompt": str, "response": str}
+  comparisons     K-wise {"prompt", "responses": [str, ...], "ranking": [best index, ..., worst]},
+                  pairwise {"prompt", "chosen", "rejected"}, or HH-RLHF {"chosen", "rejected"}
+                  (full transcripts); all three come out as the K-wise form (pairwise: K = 2)
+  prompts         {"prompt": str}
+  pretraining     a .bin token file (numpy uint16 or uint32, see `open_tokens`)
+"""
+import gzip
+import json
+import os
+
+import numpy as np
+import torch
+
+from nanoinstruct.tokenizer import encode_prompt, encode_response
+
+ASSISTANT = "\n\nAssistant:"
+
+
+class FormatError(SystemExit):
+    """A malformed line stops the run with `path:line: what is wrong` (never silently dropped)."""
+
+
+def split_hh(chosen, rejected):
+    """An HH-RLHF pair of transcripts -> (prompt, chosen response, rejected response).
+    The prompt is the shared prefix up to and including its last "\\n\\nAssistant:"; each
+    response is what follows, without its leading space."""
+    n = 0
+    while n < min(len(chosen), len(rejected)) and chosen[n] == rejected[n]:
+        n += 1
+    cut = chosen.rfind(ASSISTANT, 0, n)   # the shared prefix ends inside the last assistant turn
+    if cut < 0:
+        raise ValueError("no shared '\\n\\nAssistant:' turn in the two transcripts")
+    cut += len(ASSISTANT)
+    return chosen[:cut], chosen[cut:].removeprefix(" "), rejected[cut:].removeprefix(" ")
+
+
+def _check(obj, kind):
+    """Validate one record; return it normalised, or raise ValueError saying what is wrong."""
+    def strings(*keys):
+        for k in keys:
+            if not isinstance(obj.get(k), str):
+                raise ValueError(f"{kind}: field {k!r} must be a string")
+    if not isinstance(obj, dict):
+        raise ValueError("expected a JSON object")
+    if kind == "prompts":
+        strings("prompt")
+        return {"prompt": obj["prompt"]}
+    if kind == "demonstrations":
+        strings("prompt", "response")
+        return {"prompt": obj["prompt"], "response": obj["response"]}
+    if kind != "comparisons":
+        raise ValueError(f"unknown kind {kind!r}")
+    if "responses" in obj:
+        strings("prompt")
+        responses, ranking = obj["responses"], obj.get("ranking")
+        if not isinstance(responses, list) or len(responses) < 2 or not all(isinstance(r, str) for r in responses):
+            raise ValueError("comparisons: 'responses' must be a list of at least 2 strings")
+        if not isinstance(ranking, list) or sorted(ranking) != list(range(len(responses))):
+            raise ValueError(f"comparisons: 'ranking' must order all {len(responses)} responses once (no ties)")
+        return {"prompt": obj["prompt"], "responses": responses, "ranking": ranking}
+    strings("chosen", "rejected")
+    if "prompt" in obj:
+        strings("prompt")
+        return {"prompt": obj["prompt"], "responses": [obj["chosen"], obj["rejected"]], "ranking": [0, 1]}
+    prompt, chosen, rejected = split_hh(obj["chosen"], obj["rejected"])
+    return {"prompt": prompt, "responses": [chosen, rejected], "ranking": [0, 1]}
+
+
+def read_jsonl(path, kind):
+    """All records of a JSON-lines file of `kind` ("demonstrations", "comparisons", "prompts")."""
+    rows = []
+    with (gzip.open(path, "rt", encoding="utf-8") if path.endswith(".gz") else open(path, encoding="utf-8")) as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(_check(json.loads(line), kind))
+            except (ValueError, json.JSONDecodeError) as e:
+                raise FormatError(f"{path}:{lineno}: {e}")
+    return rows
+
+
+def write_jsonl(path, rows):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+
+
+# ----------------------------------------------------------------------------- pretraining tokens
+
+def open_tokens(path):
+    """A token file as a read-only memmap; uint32 when the name says so (`*.u32.bin`), else uint16."""
+    return np.memmap(path, dtype=np.uint32 if path.endswith(".u32.bin") else np.uint16, mode="r")
+
+
+def lm_batch(tokens, batch_size, block_size, generator, device="cpu"):
+    """Random windows of a token memmap: x (B, T) and next-token targets y (B, T). The offsets
+    come from `generator`, whose state a checkpoint saves so that a resumed run sees the same data."""
+    ix = torch.randint(len(tokens) - block_size - 1, (batch_size,), generator=generator).tolist()
+    xy = torch.from_numpy(np.stack([tokens[i:i + block_size + 1].astype(np.int64) for i in ix]))
+    x, y = xy[:, :-1], xy[:, 1:]
+    if str(device).startswith("cuda"):
+        return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
+    return x.to(device), y.to(device)
+
+
+# ----------------------------------------------------------------------------- prompt + response
+
+def encode_example(enc, prompt, response, block_size):
+    """Chat-format tokens of prompt + response (+ EOT) and the prompt's length. When too long,
+    tokens are cut from the left of the prompt (the response and its EOT are what is learned or
+    scored); a response longer than the whole context keeps its first block_size - 1 tokens.
+    Returns (ids, n_prompt, n_cut)."""
+    p, r = encode_prompt(enc, prompt), encode_response(enc, response)
+    r = r[:block_size - 1]
+    cut = max(0, len(p) + len(r) - block_size)
+    return p[cut:] + r, len(p) - cut, cut
+
+
+def pad_right(seqs, pad_id):
+    """List of token lists -> (B, T) long tensor, right-padded, and lengths (B,)."""
+    T = max(len(s) for s in seqs)
+    out = torch.full((len(seqs), T), pad_id, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        out[i, :len(s)] = torch.tensor(s, dtype=torch.long)
+    return out, torch.tensor([len(s) for s in seqs])
+
+
+def sft_batch(examples, pad_id, device="cpu"):
+    """examples: list of (ids, n_prompt) from encode_example ->
+    x (B, T-1) inputs, y (B, T-1) targets, loss_mask (B, T-1): True where the target is a
+    response token (the EOT included, so the model learns to stop); prompt and padding False."""
+    ids, lengths = pad_right([e[0] for e in examples], pad_id)
+    n_prompt = torch.tensor([e[1] for e in examples])
+    t = torch.arange(1, ids.size(1)).unsqueeze(0)                # position of each target
+    loss_mask = (t >= n_prompt.unsqueeze(1)) & (t < lengths.unsqueeze(1))
+    return ids[:, :-1].to(device), ids[:, 1:].to(device), loss_mask.to(device)
+
+
+def comparison_batch(comparisons, enc, block_size, device="cpu"):
+    """K-wise comparisons (paper section 3.5): the K responses of each prompt become K rows of
+    one batch, so each is forwarded once and all C(K, 2) pairs are formed from the K scores.
+
+    Returns x (sum K, T) right-padded sequences, last (sum K,) index of each row's last real
+    token (its EOT: the reward is read there), ranking (N, Kmax) long, row indices of the batch
+    from best to worst per prompt, padded with -1, and n_cut (total prompt tokens cut)."""
+    seqs, rows, n_cut = [], [], 0
+    for c in comparisons:
+        order = []
+        for idx in c["ranking"]:
+            ids, _, cut = encode_example(enc, c["prompt"], c["responses"][idx], block_size)
+            order.append(len(seqs))
+            seqs.append(ids)
+            n_cut += cut
+        rows.append(order)
+    x, lengths = pad_right(seqs, enc.eot_token)
+    kmax = max(len(r) for r in rows)
+    ranking = torch.tensor([r + [-1] * (kmax - len(r)) for r in rows], dtype=torch.long)
+    return x.to(device), (lengths - 1).to(device), ranking.to(device), n_cut

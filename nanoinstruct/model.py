@@ -1,0 +1,242 @@
+"""The GPT model: GPT-2's architecture, one file, plus KV-cache generation for RL.
+
+- Pre-LayerNorm transformer blocks, GELU (tanh approximation, as GPT-2) MLP, learned position
+  embeddings, input and output embeddings tied (Radford et al. 2019; code after nanoGPT).
+- Parameter names and shapes map one-to-one onto GPT-2's checkpoint (nanoinstruct/gpt2.py loads
+  it); the vocabulary is not padded so that the shapes match exactly.
+- Attention runs through F.scaled_dot_product_attention: flash / memory-efficient kernels on CUDA.
+- An optional scalar head (n_embd -> 1) turns the same trunk into a reward model or a value model
+  (InstructGPT section 3.5: "the SFT model with the final unembedding layer removed").
+
+Shapes: B batch, T new positions, S all positions so far (cache + new), C n_embd, nh heads,
+hs head size, V vocab.
+"""
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass
+class GPTConfig:
+    block_size: int = 256     # the longest sequence (position embeddings)
+    vocab_size: int = 4096
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 256
+    dropout: float = 0.0      # embedding, attention and residual dropout (paper SFT: 0.2)
+    bias: bool = True         # GPT-2 has biases in Linear and LayerNorm
+    scalar_head: bool = False # reward / value model head
+
+
+class KVCache:
+    """Keys and values of past positions, preallocated: (B, nh, S_max, hs) per layer."""
+
+    def __init__(self, n_layer, max_len):
+        self.k, self.v = [None] * n_layer, [None] * n_layer
+        self.max_len = max_len
+        self.pos = 0   # positions filled so far; advanced by GPT.forward after the last layer
+
+    def update(self, layer, k, v):
+        B, nh, T, hs = k.shape
+        if self.k[layer] is None:   # allocated on first use, in the dtype autocast gives k and v
+            self.k[layer] = k.new_empty(B, nh, self.max_len, hs)
+            self.v[layer] = v.new_empty(B, nh, self.max_len, hs)
+        self.k[layer][:, :, self.pos:self.pos + T] = k
+        self.v[layer][:, :, self.pos:self.pos + T] = v
+        return self.k[layer][:, :, :self.pos + T], self.v[layer][:, :, :self.pos + T]
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config, layer):
+        super().__init__()
+        assert config.n_embd % config.n_head == 0
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)  # q, k, v at once
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.resid_dropout = nn.Dropout(config.dropout)
+        self.n_head, self.dropout, self.layer = config.n_head, config.dropout, layer
+
+    def forward(self, x, mask, cache):
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
+        if cache is not None:
+            k, v = cache.update(self.layer, k, v)   # (B, nh, S, hs)
+        # mask None: plain causal attention over T positions, the fastest (flash) kernel on CUDA
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None,
+                                           dropout_p=self.dropout if self.training else 0.0)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)
+        return self.resid_dropout(self.c_proj(y))
+
+
+class MLP(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.gelu = nn.GELU(approximate="tanh")   # GPT-2's "gelu_new"; exact GELU would not match its weights
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x):
+        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+
+
+class Block(nn.Module):
+    def __init__(self, config, layer):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.attn = CausalSelfAttention(config, layer)
+        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.mlp = MLP(config)
+
+    def forward(self, x, mask, cache):
+        x = x + self.attn(self.ln_1(x), mask, cache)
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT(nn.Module):
+    def __init__(self, config, verbose=True):
+        super().__init__()
+        self.config = config
+        self.transformer = nn.ModuleDict(dict(
+            wte=nn.Embedding(config.vocab_size, config.n_embd),
+            wpe=nn.Embedding(config.block_size, config.n_embd),
+            drop=nn.Dropout(config.dropout),
+            h=nn.ModuleList([Block(config, i) for i in range(config.n_layer)]),
+            ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
+        ))
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.transformer.wte.weight = self.lm_head.weight   # weight tying (GPT-2)
+        self.score_head = nn.Linear(config.n_embd, 1) if config.scalar_head else None
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():
+            if name.endswith("c_proj.weight"):   # GPT-2: scale residual projections by 1/sqrt(2 * n_layer)
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+        if verbose:
+            n = sum(p.numel() for p in self.parameters())
+            print(f"GPT: {n / 1e6:.2f}M parameters ({config.n_layer} layers, {config.n_embd} wide, "
+                  f"{config.n_head} heads, vocab {config.vocab_size}, context {config.block_size}"
+                  f"{', scalar head' if config.scalar_head else ''})")
+
+    def _init_weights(self, module):
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def forward(self, idx, attn_mask=None, pos=None, kv_cache=None):
+        """idx (B, T) token ids -> hidden states (B, T, C) after the final LayerNorm.
+
+        attn_mask: (B, S) bool, True at real (non-pad) tokens of all S positions so far (cache +
+            idx); None means no padding, and then plain causal attention runs.
+        pos: (B, T) position ids; default: S - T .. S - 1. Left-padded prompts pass their own so
+            that each sequence's first real token sits at position 0.
+        kv_cache: a KVCache; the keys/values of idx are appended to it.
+        """
+        B, T = idx.shape
+        past = kv_cache.pos if kv_cache is not None else 0
+        if pos is None:
+            pos = torch.arange(past, past + T, device=idx.device).unsqueeze(0)   # (1, T)
+        assert past + T <= self.config.block_size, \
+            f"sequence of {past + T} tokens is longer than block_size {self.config.block_size}"
+        mask = None
+        if attn_mask is not None or kv_cache is not None:
+            S = past + T
+            q_at = torch.arange(past, S, device=idx.device).view(T, 1)
+            k_at = torch.arange(S, device=idx.device).view(1, S)
+            mask = (k_at <= q_at).view(1, 1, T, S)   # causal, (1, 1, T, S)
+            if attn_mask is not None:
+                # a query always sees itself: a pad query with no real key before it would
+                # otherwise be a fully masked row, which makes SDPA return NaN
+                mask = mask & (attn_mask.view(B, 1, 1, S) | (k_at == q_at).view(1, 1, T, S))
+        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
+        for block in self.transformer.h:
+            x = block(x, mask, kv_cache)
+        if kv_cache is not None:
+            kv_cache.pos += T
+        return self.transformer.ln_f(x)
+
+    def lm_logits(self, h):
+        return self.lm_head(h)                      # (B, T, V)
+
+    def scores(self, h):
+        return self.score_head(h).squeeze(-1)       # (B, T): a scalar per position
+
+
+
+def filter_logits(logits, top_k=None, top_p=None):
+    """Top-k then nucleus (top-p, Holtzman et al. 2020) filtering of (B, V) logits: removed
+    tokens get -inf. Only the sampling distribution is filtered, never the returned log-probs."""
+    if top_k is not None and top_k > 0:
+        kth = torch.topk(logits, min(top_k, logits.size(-1)), dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        cum = sorted_logits.softmax(-1).cumsum(-1)
+        drop = cum - sorted_logits.softmax(-1) > top_p   # keep the smallest set whose mass reaches top_p
+        logits = logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
+    return logits
+
+
+@torch.no_grad()
+def generate(model, prompts, max_new_tokens, eot_id, temperature=1.0, top_k=None, top_p=None, generator=None):
+    """Batched sampling with a KV cache for prompts of different lengths.
+
+    prompts: list of B token lists. They are left-padded to Tp (pad id = eot_id) with position
+    ids that start at 0 on each prompt's first real token, and pads masked out of attention, so
+    a prompt's continuation does not depend on its batch mates.
+    Each sequence stops at its first end-of-text (which is kept as a real response token); after
+    it, the sequence only carries padding. temperature 0 is greedy decoding.
+
+    Returns
+      tokens        (B, Tp + Tn) long: left-padded prompts, then responses (Tn <= max_new_tokens)
+      prompt_mask   (B, Tp) bool: real prompt tokens
+      logprobs      (B, Tn) float32: log pi(token) of each sampled token under softmax(logits /
+                    temperature) (temperature 1 when greedy), before top-k/top-p filtering: the
+                    policy's own log-prob, which PPO's ratio needs; 0 on padding
+      response_mask (B, Tn) bool: real response tokens (up to and including the end-of-text)
+    """
+    assert max_new_tokens >= 1
+    was_training = model.training
+    model.eval()   # no dropout while sampling; the mode is restored on return
+    device = model.lm_head.weight.device
+    B, Tp = len(prompts), max(len(p) for p in prompts)
+    assert Tp + max_new_tokens <= model.config.block_size, \
+        f"prompt ({Tp}) + max_new_tokens ({max_new_tokens}) exceeds block_size {model.config.block_size}"
+    tokens = torch.full((B, Tp + max_new_tokens), eot_id, dtype=torch.long, device=device)
+    attn_mask = torch.zeros(B, Tp + max_new_tokens, dtype=torch.bool, device=device)
+    for i, p in enumerate(prompts):
+        tokens[i, Tp - len(p):Tp] = torch.tensor(p, dtype=torch.long, device=device)
+        attn_mask[i, Tp - len(p):Tp] = True
+    pos = (attn_mask[:, :Tp].long().cumsum(1) - 1).clamp(min=0)   # (B, Tp)
+    cache = KVCache(model.config.n_layer, Tp + max_new_tokens)
+    h = model(tokens[:, :Tp], attn_mask=attn_mask[:, :Tp], pos=pos, kv_cache=cache)
+    next_pos = pos[:, -1:] + 1                                      # (B, 1)
+    logprobs = torch.zeros(B, max_new_tokens, device=device)
+    response_mask = torch.zeros(B, max_new_tokens, dtype=torch.bool, device=device)
+    done = torch.zeros(B, dtype=torch.bool, device=device)
+    for t in range(max_new_tokens):
+        logits = model.lm_logits(h[:, -1]).float()                  # (B, V)
+        logp = F.log_softmax(logits / (temperature if temperature > 0 else 1.0), dim=-1)
+        if temperature == 0:
+            tok = logits.argmax(-1)
+        else:
+            probs = F.softmax(filter_logits(logits / temperature, top_k, top_p), dim=-1)
+            tok = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+        tok = torch.where(done, torch.full_like(tok, eot_id), tok)
+        logprobs[:, t] = torch.where(done, 0.0, logp.gather(1, tok[:, None]).squeeze(1))
+        response_mask[:, t] = ~done
+        tokens[:, Tp + t] = tok
+        attn_mask[:, Tp + t] = ~done
+        done = done | (tok == eot_id)
+        if done.all() or t == max_new_tokens - 1:
+            Tn = t + 1
+            break
+        h = model(tok[:, None], attn_mask=attn_mask[:, :Tp + t + 1], pos=next_pos, kv_cache=cache)
+        next_pos = next_pos + 1
+    model.train(was_training)
+    return tokens[:, :Tp + Tn], attn_mask[:, :Tp], logprobs[:, :Tn], response_mask[:, :Tn]

@@ -1,0 +1,161 @@
+"""Config parsing, checkpoints, optimizer/schedule, tokenizer, data formats, and a few training
+steps of a 4-layer 256-wide model through the common core."""
+import gzip
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from nanoinstruct import common, data, tokenizer
+from nanoinstruct.model import GPT, GPTConfig
+
+from conftest import ROOT
+
+SHARED_GPT2 = os.path.join(ROOT, "..", "shared", "tokenizers", "gpt2.tiktoken")
+DEFAULTS = {"lr": 3e-4, "steps": 10, "name": "x", "compile": False, "opt": None}
+
+
+def run_config(args, tmp_path):
+    """get_config in a subprocess, to see its exit status and stderr."""
+    code = f"from nanoinstruct.common import get_config; print(get_config({DEFAULTS!r}, {args!r}))"
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+
+
+def test_config_overrides_and_file(tmp_path):
+    f = tmp_path / "preset.py"
+    f.write_text('"""a preset"""\nlr = 1e-3  # paper value\nsteps = 20\n')
+    cfg = common.get_config(DEFAULTS, [f"--config={f}", "--steps=5", "--name=abc", "--compile=True", "--lr=1"])
+    assert cfg == {"lr": 1.0, "steps": 5, "name": "abc", "compile": True, "opt": None}
+
+
+@pytest.mark.parametrize("args", [["--nope=1"], ["--steps=1.5"], ["--compile=maybe"], ["--lr=abc"], ["steps=3"]])
+def test_config_errors_exit_2(args, tmp_path):
+    r = run_config(args, tmp_path)
+    assert r.returncode == 2, r
+    assert r.stderr.startswith("error:") and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_config_file_rejects_code(tmp_path):
+    f = tmp_path / "bad.py"
+    f.write_text("import os\n")
+    assert run_config([f"--config={f}"], tmp_path).returncode == 2
+
+
+def test_checkpoint_roundtrip_and_atomic(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    m = GPT(GPTConfig(vocab_size=50, block_size=16, n_layer=1, n_head=2, n_embd=16), verbose=False)
+    opt = common.make_optimizer(m, 1e-3, 0.1)
+    m(torch.randint(0, 50, (2, 8))).sum().backward()
+    opt.step()
+    out = str(tmp_path / "run")
+    common.save_run(out, {"a": 1}, m, step=3, optimizer=opt)
+    m2, ck = common.load_model(out, verbose=False)
+    for k, v in m.state_dict().items():
+        assert torch.equal(v, m2.state_dict()[k])
+    opt2 = common.make_optimizer(m2, 1e-3, 0.1)
+    opt2.load_state_dict(ck["optimizer"])
+    s1, s2 = opt.state_dict()["state"], opt2.state_dict()["state"]
+    assert all(torch.equal(s1[i]["exp_avg"], s2[i]["exp_avg"]) for i in s1)
+    assert ck["step"] == 3 and json.load(open(os.path.join(out, "config.json"))) == {"a": 1}
+    # a crash during save leaves the previous checkpoint intact
+    before = open(os.path.join(out, "ckpt.pt"), "rb").read()
+
+    def boom(obj, f, *a, **k):
+        open(f, "wb").write(b"partial")
+        raise RuntimeError("disk full")
+    monkeypatch.setattr(torch, "save", boom)
+    with pytest.raises(RuntimeError):
+        common.save_run(out, {"a": 2}, m, step=4, optimizer=opt)
+    assert open(os.path.join(out, "ckpt.pt"), "rb").read() == before
+    assert not os.path.exists(os.path.join(out, "ckpt.pt.tmp"))
+
+
+def test_load_model_adds_fresh_scalar_head(tmp_path):
+    m = GPT(GPTConfig(vocab_size=50, block_size=16, n_layer=1, n_head=2, n_embd=16), verbose=False)
+    common.save_run(str(tmp_path), {}, m, step=0)
+    rm, _ = common.load_model(str(tmp_path), scalar_head=True, verbose=False)
+    assert rm.score_head is not None
+    assert torch.equal(rm.transformer.wte.weight, m.transformer.wte.weight)
+
+
+def test_cosine_schedule():
+    lrs = [common.cosine_lr(s, 100, 1.0, warmup_steps=10, min_lr_frac=0.1) for s in range(101)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert lrs[55] == pytest.approx(0.1 + 0.9 * 0.5) and lrs[100] == pytest.approx(0.1)
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:]))
+
+
+def test_optimizer_groups():
+    m = GPT(GPTConfig(vocab_size=50, block_size=16, n_layer=1, n_head=2, n_embd=16), verbose=False)
+    opt = common.make_optimizer(m, 1e-3, 0.1)
+    decay, no_decay = opt.param_groups
+    assert all(p.dim() >= 2 for p in decay["params"]) and all(p.dim() < 2 for p in no_decay["params"])
+    assert no_decay["weight_decay"] == 0 and decay["weight_decay"] == 0.1
+    assert sum(p.numel() for g in opt.param_groups for p in g["params"]) == sum(p.numel() for p in m.parameters())
+
+
+def test_train_bpe_roundtrip(tmp_path):
+    text = "the zorblat lives in mirevale. the zorblat is blue! 12 + 30 = 42\n" * 50 + "Ünïcode ✓ ok"
+    ranks = tokenizer.train_bpe(text, 300)
+    assert len(ranks) == 299 and sorted(ranks.values()) == list(range(299))
+    path = str(tmp_path / "w.tiktoken")
+    tokenizer.save_ranks(ranks, path)
+    enc, enc2 = tokenizer.encoding_from_ranks(ranks), tokenizer.get_encoding(path)
+    ids = enc.encode_ordinary(text)
+    assert enc2.encode_ordinary(text) == ids and enc2.decode(ids) == text
+    assert len(ids) < len(text.encode()) / 2          # merges were learned and used
+    assert enc2.eot_token == 299
+
+
+def test_chat_format():
+    enc = tokenizer.encoding_from_ranks(tokenizer.train_bpe("Human: Assistant: hi there", 270))
+    p, r = tokenizer.encode_prompt(enc, "hi"), tokenizer.encode_response(enc, "there")
+    assert enc.decode(p) == "\n\nHuman: hi\n\nAssistant:" and enc.decode(r) == " there<|endoftext|>"
+    assert tokenizer.decode_response(enc, r + [5]) == ("there", True)
+    assert tokenizer.encode_prompt(enc, "\n\nHuman: hi\n\nAssistant:") == p   # HH transcripts kept
+
+
+@pytest.mark.skipif(not os.path.exists(SHARED_GPT2), reason="no ../shared/tokenizers/gpt2.tiktoken")
+def test_gpt2_encoding_offline():
+    enc = tokenizer.get_encoding("gpt2")
+    assert enc.encode("Hello world") == [15496, 995] and enc.eot_token == 50256
+
+
+def test_read_jsonl_formats_and_errors(tmp_path):
+    rows = [{"prompt": "p", "responses": ["a", "b", "c"], "ranking": [2, 0, 1]},
+            {"prompt": "p", "chosen": "a", "rejected": "b"},
+            {"chosen": "\n\nHuman: hi\n\nAssistant: yes", "rejected": "\n\nHuman: hi\n\nAssistant: no"}]
+    path = str(tmp_path / "c.jsonl.gz")
+    with gzip.open(path, "wt") as f:
+        f.write("\n".join(json.dumps(r) for r in rows) + "\n")
+    got = data.read_jsonl(path, "comparisons")
+    assert got[1] == {"prompt": "p", "responses": ["a", "b"], "ranking": [0, 1]}
+    assert got[2] == {"prompt": "\n\nHuman: hi\n\nAssistant:", "responses": ["yes", "no"], "ranking": [0, 1]}
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "a", "response": "b"}\n{"prompt": 3, "response": "b"}\n')
+    with pytest.raises(SystemExit, match=r"bad.jsonl:2: .*prompt"):
+        data.read_jsonl(str(bad), "demonstrations")
+    bad.write_text('{"prompt": "p", "responses": ["a", "b"], "ranking": [0, 0]}\n')
+    with pytest.raises(SystemExit, match=r"bad.jsonl:1: .*ranking"):
+        data.read_jsonl(str(bad), "comparisons")
+
+
+def test_core_trains_4x256_model():
+    """A 4-layer, 256-wide model fits a fixed batch through make_optimizer + cosine_lr."""
+    torch.manual_seed(0)
+    m = GPT(GPTConfig(vocab_size=512, block_size=64, n_layer=4, n_head=4, n_embd=256), verbose=False)
+    opt = common.make_optimizer(m, 1e-3, 0.1)
+    x = torch.randint(0, 512, (4, 65))
+    losses = []
+    for step in range(8):
+        common.set_lr(opt, common.cosine_lr(step, 8, 1e-3, warmup_steps=2))
+        logits = m.lm_logits(m(x[:, :-1]))
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 512), x[:, 1:].reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] - 1.0

@@ -1,0 +1,149 @@
+"""The model and generation: causality, KV cache vs full forward, padding invariance, sampling."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from nanoinstruct.model import GPT, GPTConfig, KVCache, filter_logits, generate
+
+EOT = 63
+
+
+def tiny(scalar_head=False, **kw):
+    torch.manual_seed(0)
+    cfg = dict(vocab_size=64, block_size=64, n_layer=2, n_head=2, n_embd=32, scalar_head=scalar_head)
+    cfg.update(kw)
+    return GPT(GPTConfig(**cfg), verbose=False).eval()
+
+
+def seq_logprobs(model, prompt, response):
+    """Reference: one sequence alone, no padding, no cache."""
+    ids = torch.tensor([prompt + response])
+    logits = model.lm_logits(model(ids))[0, len(prompt) - 1:-1]
+    return F.log_softmax(logits, -1).gather(1, ids[0, len(prompt):, None]).squeeze(1)
+
+
+def test_causal():
+    m = tiny()
+    x = torch.randint(0, 64, (2, 20))
+    y = x.clone()
+    y[:, 12] = (y[:, 12] + 1) % 64
+    with torch.no_grad():
+        a, b = m.lm_logits(m(x)), m.lm_logits(m(y))
+    assert torch.equal(a[:, :12], b[:, :12])
+    assert not torch.allclose(a[:, 12:], b[:, 12:])
+
+
+def test_kv_cache_matches_full_forward_ragged():
+    m = tiny()
+    prompts = [[5, 6, 7, 8, 9, 10], [11, 12], [13, 14, 15]]
+    Tp = 6
+    x = torch.full((3, Tp), EOT)
+    mask = torch.zeros(3, Tp, dtype=torch.bool)
+    for i, p in enumerate(prompts):
+        x[i, Tp - len(p):], mask[i, Tp - len(p):] = torch.tensor(p), True
+    cont = torch.randint(0, 63, (3, 5))
+    full = torch.cat([x, cont], 1)
+    full_mask = torch.cat([mask, torch.ones(3, 5, dtype=torch.bool)], 1)
+    pos = (full_mask.long().cumsum(1) - 1).clamp(min=0)
+    with torch.no_grad():
+        ref = m.lm_logits(m(full, attn_mask=full_mask, pos=pos))
+        cache = KVCache(m.config.n_layer, full.size(1))
+        steps = [m.lm_logits(m(x, attn_mask=mask, pos=pos[:, :Tp], kv_cache=cache))]
+        for t in range(5):
+            S = Tp + t + 1
+            steps.append(m.lm_logits(m(cont[:, t:t + 1], attn_mask=full_mask[:, :S], pos=pos[:, S - 1:S], kv_cache=cache)))
+    cached = torch.cat(steps, 1)
+    real = full_mask.unsqueeze(-1).expand_as(ref)
+    assert (cached - ref)[real].abs().max() < 1e-4
+    # and each sequence alone (no padding at all) gives the same logits at its real positions
+    for i, p in enumerate(prompts):
+        alone = torch.tensor([p + cont[i].tolist()])
+        with torch.no_grad():
+            ref_i = m.lm_logits(m(alone))[0]
+        assert (ref_i - cached[i, Tp - len(p):]).abs().max() < 1e-4
+
+
+def test_generate_logprobs_match_forward_and_padding_invariance():
+    m = tiny()
+    prompts = [[1, 2, 3, 4, 5, 6, 7], [8, 9], [10, 11, 12]]
+    g = torch.Generator().manual_seed(1)
+    tokens, pmask, logprobs, rmask = generate(m, prompts, 12, EOT, temperature=1.0, generator=g)
+    Tp = pmask.size(1)
+    assert tokens.shape == (3, Tp + logprobs.size(1)) and rmask.shape == logprobs.shape
+    for i, p in enumerate(prompts):
+        n = int(rmask[i].sum())
+        resp = tokens[i, Tp:Tp + n].tolist()
+        with torch.no_grad():
+            ref = seq_logprobs(m, p, resp)
+        assert (ref - logprobs[i, :n]).abs().max() < 1e-4
+        assert (logprobs[i, n:] == 0).all()
+
+
+def test_greedy_equals_topk1_and_argmax_loop():
+    m = tiny()
+    prompts = [[1, 2, 3], [4, 5, 6, 7, 8]]
+    greedy = generate(m, prompts, 10, EOT, temperature=0.0)[0]
+    topk1 = generate(m, prompts, 10, EOT, temperature=0.7, top_k=1, generator=torch.Generator().manual_seed(3))[0]
+    assert torch.equal(greedy, topk1)
+    Tp = max(len(p) for p in prompts)
+    for i, p in enumerate(prompts):   # a plain argmax loop without cache or padding
+        seq = list(p)
+        for _ in range(greedy.size(1) - Tp):
+            with torch.no_grad():
+                seq.append(int(m.lm_logits(m(torch.tensor([seq])))[0, -1].argmax()))
+            if seq[-1] == EOT:
+                break
+        assert greedy[i, Tp:Tp + len(seq) - len(p)].tolist() == seq[len(p):]
+
+
+def test_stop_at_eot_and_response_mask():
+    m = tiny()
+    with torch.no_grad():   # make EOT overwhelmingly likely after the second new token
+        m.lm_head.weight[EOT] *= 0
+    prompts = [[1, 2], [3]]
+    tokens, pmask, logprobs, rmask = generate(m, prompts, 6, EOT, temperature=1.0, generator=torch.Generator().manual_seed(0))
+    Tp = pmask.size(1)
+    for i in range(2):
+        resp = tokens[i, Tp:].tolist()
+        n = int(rmask[i].sum())
+        if EOT in resp:
+            first = resp.index(EOT)
+            assert n == first + 1 and all(t == EOT for t in resp[first:])
+        else:
+            assert n == len(resp)
+
+
+def test_filter_logits_top_p_and_top_k():
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    kept = filter_logits(logits, top_p=0.7).isfinite()[0].tolist()
+    assert kept == [True, True, False, False]    # 0.5 < 0.7, 0.5 + 0.3 reaches it
+    kept = filter_logits(logits, top_k=3).isfinite()[0].tolist()
+    assert kept == [True, True, True, False]
+
+
+def test_scalar_head_and_tied_weights():
+    m = tiny(scalar_head=True)
+    assert m.lm_head.weight is m.transformer.wte.weight
+    h = m(torch.randint(0, 64, (2, 7)))
+    assert m.scores(h).shape == (2, 7)
+    names = set(m.state_dict())
+    assert {"score_head.weight", "transformer.h.0.attn.c_attn.weight", "transformer.h.1.mlp.c_proj.bias"} <= names
+
+
+def test_dropout_is_configurable():
+    m = tiny(dropout=0.5).train()
+    x = torch.randint(0, 64, (1, 8))
+    assert not torch.equal(m(x), m(x))
+    m.eval()
+    assert torch.equal(m(x), m(x))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_bf16_matches_cpu():
+    m = tiny()
+    x = torch.randint(0, 64, (2, 16))
+    ref = m.lm_logits(m(x))
+    mc = m.cuda()
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        out = mc.lm_logits(mc(x.cuda())).float().cpu()
+    assert (out - ref).abs().max() < 0.1
