@@ -11,9 +11,8 @@ from dataclasses import asdict, fields
 
 import torch
 
+from nanoinstruct import gpt2
 from nanoinstruct.model import GPT, GPTConfig
-
-GPT2_NAMES = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")
 
 
 # ----------------------------------------------------------------------------- config
@@ -199,9 +198,7 @@ def load_model(init_from, device="cpu", verbose=True, **overrides):
         raise ValueError(f"not model-config fields: {sorted(bad)}")
     if init_from == "scratch":
         return GPT(GPTConfig(**overrides), verbose=verbose).to(device), None
-    if init_from in GPT2_NAMES or (os.path.isfile(os.path.join(init_from, "config.json"))
-                                   and not os.path.exists(os.path.join(init_from, "ckpt.pt"))):
-        from nanoinstruct import gpt2   # a Hugging Face GPT-2 (a name to download, or a local directory)
+    if gpt2.is_hf_name_or_dir(init_from):   # a GPT-2 name to download, or a local HF directory
         return gpt2.from_pretrained(init_from, **overrides).to(device), None
     ckpt = load_checkpoint(init_from)
     model = GPT(GPTConfig(**{**ckpt["model_config"], **overrides}), verbose=verbose)
