@@ -5,7 +5,9 @@ Formats (JSON lines, UTF-8, `.gz` accepted):
   demonstrations  {"prompt": str, "response": str}
   comparisons     K-wise {"prompt", "responses": [str, ...], "ranking": [best index, ..., worst]},
                   pairwise {"prompt", "chosen", "rejected"}, or HH-RLHF {"chosen", "rejected"}
-                  (full transcripts); all three come out as the K-wise form (pairwise: K = 2)
+                  (full transcripts); all three come out as the K-wise form (pairwise: K = 2).
+                  K-wise lines may carry "gold": [float, ...], the default world's gold score
+                  of each response, which the reward model's evaluation then reports against
   prompts         {"prompt": str}
   pretraining     a .bin token file (numpy uint16 or uint32, see `open_tokens`)
 """
@@ -62,7 +64,13 @@ def _check(obj, kind):
             raise ValueError("comparisons: 'responses' must be a list of at least 2 strings")
         if not isinstance(ranking, list) or sorted(ranking) != list(range(len(responses))):
             raise ValueError(f"comparisons: 'ranking' must order all {len(responses)} responses once (no ties)")
-        return {"prompt": obj["prompt"], "responses": responses, "ranking": ranking}
+        out = {"prompt": obj["prompt"], "responses": responses, "ranking": ranking}
+        if "gold" in obj:   # optional: the default world's gold score of each response
+            if not isinstance(obj["gold"], list) or len(obj["gold"]) != len(responses) or \
+                    not all(isinstance(g, (int, float)) for g in obj["gold"]):
+                raise ValueError("comparisons: 'gold' must be a number per response")
+            out["gold"] = [float(g) for g in obj["gold"]]
+        return out
     strings("chosen", "rejected")
     if "prompt" in obj:
         strings("prompt")
@@ -146,20 +154,21 @@ def sft_batch(examples, pad_id, device="cpu"):
 def comparison_batch(comparisons, enc, block_size, device="cpu"):
     """K-wise comparisons (paper section 3.5): the K responses of each prompt become K rows of
     one batch, so each is forwarded once and all C(K, 2) pairs are formed from the K scores.
+    Rows are laid out prompt by prompt, each prompt's responses from best to worst.
 
-    Returns x (sum K, T) right-padded sequences, last (sum K,) index of each row's last real
-    token (its EOT: the reward is read there), ranking (N, Kmax) long, row indices of the batch
-    from best to worst per prompt, padded with -1, and n_cut (total prompt tokens cut)."""
-    seqs, rows, n_cut = [], [], 0
+    Returns x (sum K, T) right-padded sequences; last (sum K,) index of each row's last real
+    token (its EOT: the reward is read there); rows (N, Kmax) long, each prompt's row indices
+    best to worst, padded with -1; gold (sum K,) float, the gold score of each row (NaN when the
+    file has none); n_cut, the prompt tokens cut to fit block_size."""
+    seqs, rows, gold, n_cut = [], [], [], 0
     for c in comparisons:
-        order = []
+        rows.append(list(range(len(seqs), len(seqs) + len(c["ranking"]))))
         for idx in c["ranking"]:
             ids, _, cut = encode_example(enc, c["prompt"], c["responses"][idx], block_size)
-            order.append(len(seqs))
             seqs.append(ids)
+            gold.append(c["gold"][idx] if "gold" in c else float("nan"))
             n_cut += cut
-        rows.append(order)
     x, lengths = pad_right(seqs, enc.eot_token)
     kmax = max(len(r) for r in rows)
-    ranking = torch.tensor([r + [-1] * (kmax - len(r)) for r in rows], dtype=torch.long)
-    return x.to(device), (lengths - 1).to(device), ranking.to(device), n_cut
+    rows = torch.tensor([r + [-1] * (kmax - len(r)) for r in rows], dtype=torch.long)
+    return x.to(device), (lengths - 1).to(device), rows.to(device), torch.tensor(gold).to(device), n_cut

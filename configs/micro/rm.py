@@ -1,0 +1,5 @@
+"""Micro preset."""
+batch_size = 4
+warmup_steps = 1
+eval_interval = 2
+norm_samples = 16

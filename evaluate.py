@@ -1,0 +1,227 @@
+"""Evaluation: what each stage did, measured on held-out prompts with the gold score.
+
+Paper section 4 compares policies by how often labelers prefer their outputs to a baseline's
+(the 175B SFT model), reports results per category (helpfulness, truthfulness, harmlessness),
+and measures the "alignment tax" on public NLP datasets. Here, for the base model, SFT, PPO and
+PPO-ptx, on the default world's evaluation prompts (never seen in training):
+  - the mean gold score, overall, per task family and per aim (helpful / honest / harmless);
+  - the win rate against SFT, judged by the gold score: each policy's sample for a prompt against
+    an independent SFT sample for the same prompt; ties reported apart, the win rate among the
+    non-tied pairs with a Wilson 95% interval (the paper's comparisons are forced choices). SFT's
+    own row compares two independent SFT samples, a check that the method gives ~0.5;
+  - the reward model's mean score and the KL to SFT (sum over response tokens, nats);
+  - the LM loss on the pretraining val split: the alignment tax, and what ptx buys back;
+  - the reward model's val accuracy against labelers and against gold, beside the labelers'
+    agreement (from out/rm/summary.json).
+Writes OUT/eval/report.json (DESIGN.md keys), report.md and PNGs. Samples at temperature 1: a
+policy is a distribution, and greedy decoding would hide what RLHF changed in it.
+
+  python evaluate.py --out=out
+"""
+import importlib
+import json
+import os
+import time
+
+import matplotlib
+matplotlib.use("Agg")   # no display needed
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from nanoinstruct import common, rlhf  # noqa: E402
+from nanoinstruct.data import lm_batch, open_tokens, read_jsonl  # noqa: E402
+from nanoinstruct.model import generate  # noqa: E402
+from nanoinstruct.tokenizer import decode_response, encode_prompt, get_encoding  # noqa: E402
+
+# ----------------------------------------------------------------------------- config
+defaults = dict(
+    out="out",                # the run: policies in OUT/{base,sft,ppo,ppo_ptx}, the RM in OUT/rm
+    policies="base,sft,ppo,ppo_ptx",
+    prompts_file="data/world/prompts_eval.jsonl",
+    val_bin="data/world/val.bin",
+    world="nanoinstruct.world",   # module with gold_score(prompt, response, ended), family_of, AIMS
+    temperature=1.0, max_new_tokens=48, batch_size=128, max_prompts=0,
+    val_batches=20, val_batch_size=16, val_block_size=128,
+    device="auto", dtype="auto", seed=1234,
+)
+cfg = common.get_config(defaults)
+device, ctx, _ = common.setup(cfg)
+world = importlib.import_module(cfg["world"])
+eval_dir = os.path.join(cfg["out"], "eval")
+os.makedirs(eval_dir, exist_ok=True)
+t_start = time.time()
+
+# ----------------------------------------------------------------------------- models
+names = cfg["policies"].split(",")
+policies = {n: common.load_model(os.path.join(cfg["out"], n), device, verbose=False) for n in names}
+sft = policies["sft"][0] if "sft" in policies else common.load_model(os.path.join(cfg["out"], "sft"), device, verbose=False)[0]
+reward_model, _ = common.load_model(os.path.join(cfg["out"], "rm"), device, scalar_head=True, verbose=False)
+enc = get_encoding(policies[names[0]][1]["config"]["tokenizer"])
+for m in [reward_model, sft] + [m for m, _ in policies.values()]:
+    m.eval()
+
+# ----------------------------------------------------------------------------- data
+prompts = [r["prompt"] for r in read_jsonl(cfg["prompts_file"], "prompts")]
+prompts = prompts[:cfg["max_prompts"]] if cfg["max_prompts"] else prompts
+families = [world.family_of(p) for p in prompts]
+val_tokens = open_tokens(cfg["val_bin"])
+print(f"{len(prompts)} evaluation prompts; policies: {', '.join(names)}")
+
+
+@torch.no_grad()
+def sample_and_score(model, seed):
+    """One temperature-1 sample per prompt -> per prompt: gold score, RM score, KL to SFT."""
+    gen = torch.Generator(device).manual_seed(seed)
+    out = {"gold": [], "rm": [], "kl": [], "texts": []}
+    block = model.config.block_size
+    for i in range(0, len(prompts), cfg["batch_size"]):
+        chunk = prompts[i:i + cfg["batch_size"]]
+        ids = [encode_prompt(enc, p)[-(block - cfg["max_new_tokens"]):] for p in chunk]
+        with ctx:
+            tokens, pmask, logprobs, mask = generate(model, ids, cfg["max_new_tokens"], enc.eot_token,
+                                                     cfg["temperature"], generator=gen)
+            Tp = pmask.size(1)
+            full = torch.cat([pmask, mask], 1)
+            pos = (full.long().cumsum(1) - 1).clamp(min=0)
+            sft_logits = sft.lm_logits(sft(tokens, attn_mask=full, pos=pos)[:, Tp - 1:-1]).float() / cfg["temperature"]
+            h = reward_model(tokens, attn_mask=full, pos=pos)
+            rm = reward_model.scores(h[torch.arange(len(chunk), device=device), Tp + mask.sum(1) - 1]).float()
+        ref_logprobs = rlhf.logprobs_from_logits(sft_logits, tokens[:, Tp:])
+        out["kl"] += torch.where(mask, logprobs - ref_logprobs, 0.0).sum(1).tolist()
+        out["rm"] += rm.tolist()
+        for p, t in zip(chunk, tokens[:, Tp:].tolist()):
+            text, ended = decode_response(enc, t)
+            out["gold"].append(world.gold_score(p, text, ended=ended))
+            out["texts"].append(text + ("" if ended else " [no end-of-text]"))
+    return out
+
+
+@torch.no_grad()
+def pretrain_val_loss(model):
+    """LM loss on fixed windows of the pretraining val split (the same windows for every policy)."""
+    g = torch.Generator().manual_seed(0)
+    losses = []
+    for _ in range(cfg["val_batches"]):
+        x, y = lm_batch(val_tokens, cfg["val_batch_size"], cfg["val_block_size"], g, device)
+        with ctx:
+            losses.append(rlhf.ptx_loss(model.lm_logits(model(x)), y).item())
+    return sum(losses) / len(losses)
+
+
+def mean(xs):
+    return sum(xs) / max(len(xs), 1)
+
+
+def by_group(values, groups):
+    return {g: mean([v for v, k in zip(values, groups) if k == g]) for g in sorted(set(groups))}
+
+
+# ----------------------------------------------------------------------------- evaluate
+baseline = sample_and_score(sft, cfg["seed"] + 1000)   # the independent SFT sample every policy faces
+aims = [world.AIMS[f] for f in families]
+report, samples = {"policies": {}}, {}
+for n, (model, _) in policies.items():
+    t0 = time.time()
+    s = sample_and_score(model, cfg["seed"])
+    wr = rlhf.win_rate(s["gold"], baseline["gold"])
+    report["policies"][n] = {
+        "gold_score": mean(s["gold"]), "gold_by_family": by_group(s["gold"], families),
+        "gold_by_aim": by_group(s["gold"], aims),
+        "win_rate_vs_sft": wr["win_rate"], "win_rate_ci95": list(wr["ci95"]), "tie_rate_vs_sft": wr["tie_rate"],
+        "wins_losses_ties": [wr["wins"], wr["losses"], wr["ties"]],
+        "win_rate_by_aim": {a: rlhf.win_rate([g for g, k in zip(s["gold"], aims) if k == a],
+                                             [g for g, k in zip(baseline["gold"], aims) if k == a])["win_rate"]
+                            for a in sorted(set(aims))},
+        "rm_score": mean(s["rm"]), "kl_to_sft": mean(s["kl"]), "pretrain_val_loss": pretrain_val_loss(model)}
+    samples[n] = s["texts"]
+    p = report["policies"][n]
+    print(f"{n:8s} gold {p['gold_score']:.3f} | win vs SFT {p['win_rate_vs_sft']:.3f} "
+          f"[{p['win_rate_ci95'][0]:.2f}, {p['win_rate_ci95'][1]:.2f}] ties {p['tie_rate_vs_sft']:.2f} | "
+          f"RM {p['rm_score']:+.3f} | KL {p['kl_to_sft']:.2f} | ptx val loss {p['pretrain_val_loss']:.4f} | {time.time() - t0:.0f}s")
+
+rm_summary_path = os.path.join(cfg["out"], "rm", "summary.json")
+rm_summary = json.load(open(rm_summary_path)) if os.path.exists(rm_summary_path) else {}
+report["reward_model"] = {"val_accuracy": rm_summary.get("val_accuracy"), "gold_accuracy": rm_summary.get("gold_accuracy"),
+                          "labeler_agreement": rm_summary.get("labeler_agreement"),
+                          "labeler_gold_accuracy": rm_summary.get("labeler_gold_accuracy")}
+times_path = os.path.join(cfg["out"], "wall_times.json")
+wall = json.load(open(times_path)) if os.path.exists(times_path) else {}
+wall["evaluate"] = time.time() - t_start
+wall["total"] = sum(v for k, v in wall.items() if k != "total")
+report["wall_time_s"] = wall
+json.dump(report, open(os.path.join(eval_dir, "report.json"), "w"), indent=2)
+json.dump({"prompts": prompts, "sft_baseline": baseline["texts"], **samples},
+          open(os.path.join(eval_dir, "samples.json"), "w"), indent=1)
+
+# ----------------------------------------------------------------------------- plots
+def read_metrics(run):
+    path = os.path.join(cfg["out"], run, "metrics.jsonl")
+    return [json.loads(line) for line in open(path)] if os.path.exists(path) else []
+
+
+def curve(ax, rows, key, label):
+    pts = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
+    if pts:
+        ax.plot(*zip(*pts), label=label, marker="." if len(pts) < 30 else None)
+
+
+fig, axes = plt.subplots(2, 2, figsize=(11, 8))
+for ax, run, keys, title in ((axes[0, 0], "base", ("loss", "val_loss"), "stage 0: pretraining (LM loss)"),
+                             (axes[0, 1], "sft", ("loss", "val_loss"), "stage 1: SFT (response-token loss)"),
+                             (axes[1, 0], "rm", ("loss", "val_loss", "val_accuracy", "gold_accuracy"), "stage 2: reward model"),
+                             (axes[1, 1], "ppo_ptx", ("rm_score", "kl", "gold", "ptx_loss"), "stage 3: PPO-ptx")):
+    rows = read_metrics(run)
+    for k in keys:
+        curve(ax, rows, k, k)
+    ax.set_title(title), ax.set_xlabel("step / iteration"), ax.legend(), ax.grid(alpha=0.3)
+fig.tight_layout()
+fig.savefig(os.path.join(eval_dir, "training_curves.png"), dpi=110)
+
+fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+for run in ("ppo", "ppo_ptx"):
+    rows = read_metrics(run)
+    curve(axes[0], rows, "rm_score", f"{run}: RM score")
+    curve(axes[1], rows, "gold", f"{run}: gold score")
+axes[0].set_title("reward-model score of the rollouts (what PPO optimises)")
+axes[1].set_title("gold score of the rollouts (what we want)")
+for ax in axes:
+    ax.set_xlabel("PPO iteration"), ax.legend(), ax.grid(alpha=0.3)
+fig.tight_layout()
+fig.savefig(os.path.join(eval_dir, "ppo_rm_vs_gold.png"), dpi=110)
+
+fig, ax = plt.subplots(figsize=(9, 4))
+groups = sorted(set(aims)) + ["all"]
+others = [n for n in names if n != "sft"]
+for j, n in enumerate(others):
+    p = report["policies"][n]
+    vals = [p["win_rate_by_aim"][a] for a in groups[:-1]] + [p["win_rate_vs_sft"]]
+    ax.bar([i + j / (len(others) + 1) for i in range(len(groups))], vals, width=1 / (len(others) + 1), label=n)
+ax.axhline(0.5, color="gray", ls="--", lw=1)
+ax.set_xticks([i + (len(others) - 1) / (2 * (len(others) + 1)) for i in range(len(groups))], groups)
+ax.set_ylabel("win rate vs SFT (non-tied pairs)"), ax.set_ylim(0, 1), ax.legend(), ax.set_title("win rate against SFT by aim")
+fig.tight_layout()
+fig.savefig(os.path.join(eval_dir, "win_rates.png"), dpi=110)
+
+# ----------------------------------------------------------------------------- report.md
+P = report["policies"]
+lines = ["| policy | gold score | win rate vs SFT [95% CI] | ties | RM score | KL to SFT | pretrain val loss |",
+         "| --- | --- | --- | --- | --- | --- | --- |"]
+for n in names:
+    p = P[n]
+    lines.append(f"| {n} | {p['gold_score']:.3f} | {p['win_rate_vs_sft']:.3f} [{p['win_rate_ci95'][0]:.3f}, "
+                 f"{p['win_rate_ci95'][1]:.3f}] | {p['tie_rate_vs_sft']:.2f} | {p['rm_score']:+.3f} | "
+                 f"{p['kl_to_sft']:.2f} | {p['pretrain_val_loss']:.4f} |")
+fams = sorted(set(families))
+lines += ["", "| policy | " + " | ".join(fams) + " |", "| --- |" + " --- |" * len(fams)]
+lines += [f"| {n} | " + " | ".join(f"{P[n]['gold_by_family'][f]:.3f}" for f in fams) + " |" for n in names]
+rmr = report["reward_model"]
+fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+lines += ["", f"Reward model: val accuracy vs labelers {fmt(rmr['val_accuracy'])} (paper: 0.724), vs gold "
+          f"{fmt(rmr['gold_accuracy'])}; labelers vs each other {fmt(rmr['labeler_agreement'])} (paper: 0.726), "
+          f"labelers vs gold {fmt(rmr['labeler_gold_accuracy'])}.",
+          "", "Wall time (s): " + ", ".join(f"{k} {v:.0f}" for k, v in wall.items())]
+table = "\n".join(lines)
+open(os.path.join(eval_dir, "report.md"), "w").write("# nanoinstruct evaluation\n\n" + table + "\n\n"
+                                                     "![curves](training_curves.png)\n![ppo](ppo_rm_vs_gold.png)\n![win](win_rates.png)\n")
+print("\n" + table)
+print(f"\nwrote {eval_dir}/report.json, report.md, samples.json, training_curves.png, ppo_rm_vs_gold.png, win_rates.png")

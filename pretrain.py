@@ -1,0 +1,124 @@
+"""Stage 0: the base language model, trained by next-token prediction on a token corpus.
+
+InstructGPT starts from GPT-3 (paper section 3.5, "pretrained GPT-3 language models"). Here the
+base model is pretrained on the default world's corpus (or any text made by data/text/prepare.py),
+or taken from GPT-2 weights (then this stage is skipped: train_sft.py --init_from=gpt2).
+
+Deviations: none in substance; a tiny model, a tiny corpus, minutes instead of months.
+
+  CPU (default world, ~3 min):  python data/world/prepare.py && python pretrain.py
+  GPU:                          python pretrain.py --device=cuda --compile=True --batch_size=64
+  resume a stopped run:         python pretrain.py --init_from=resume
+"""
+import os
+import time
+
+import torch
+
+from nanoinstruct import common
+from nanoinstruct.data import lm_batch, open_tokens
+from nanoinstruct.rlhf import ptx_loss
+from nanoinstruct.tokenizer import get_encoding
+
+# ----------------------------------------------------------------------------- config
+defaults = dict(
+    out_dir="out/base",
+    train_bin="data/world/train.bin",
+    val_bin="data/world/val.bin",
+    tokenizer="data/world/tokenizer.tiktoken",   # saved in the checkpoint for the later stages
+    init_from="scratch",      # scratch | resume | a checkpoint dir | gpt2* | a Hugging Face GPT-2 dir
+    device="auto", dtype="auto", compile=False, seed=1337,
+    # model (when init_from=scratch)
+    n_layer=4, n_head=4, n_embd=256, block_size=256, dropout=0.0,
+    # optimisation
+    batch_size=16, grad_accum=1, max_steps=600, lr=2e-3, min_lr_frac=0.1, warmup_steps=50,
+    weight_decay=0.1, beta2=0.99, grad_clip=1.0,
+    # bookkeeping
+    eval_interval=150, eval_iters=10, log_interval=25, ckpt_interval=300,
+    stop_step=-1,             # stop (with a checkpoint) after this step, as if preempted; -1: never
+)
+cfg = common.get_config(defaults)
+print(cfg)
+
+# ----------------------------------------------------------------------------- setup
+device, ctx, dtype = common.setup(cfg)
+data_gen = torch.Generator().manual_seed(cfg["seed"])   # the order of training windows
+train_data, val_data = open_tokens(cfg["train_bin"]), open_tokens(cfg["val_bin"])
+print(f"train tokens {len(train_data):,} | val tokens {len(val_data):,}")
+
+# ----------------------------------------------------------------------------- model
+resume = cfg["init_from"] == "resume"
+if resume:
+    model, ckpt = common.load_model(cfg["out_dir"], device)
+elif cfg["init_from"] == "scratch":
+    arch = {k: cfg[k] for k in ("n_layer", "n_head", "n_embd", "block_size", "dropout")}
+    model, _ = common.load_model("scratch", device, vocab_size=get_encoding(cfg["tokenizer"]).n_vocab, **arch)
+else:   # continue pretraining a checkpoint or GPT-2 on this corpus
+    model, _ = common.load_model(cfg["init_from"], device, dropout=cfg["dropout"])
+optimizer = common.make_optimizer(model, cfg["lr"], cfg["weight_decay"], (0.9, cfg["beta2"]), device)
+start = 0
+if resume:   # continue exactly: weights, optimizer moments, step, dropout RNG and data order
+    optimizer.load_state_dict(ckpt["optimizer"])
+    torch.set_rng_state(ckpt["rng"]["torch"])
+    data_gen.set_state(ckpt["rng"]["data"])
+    start = ckpt["step"] + 1
+block = model.config.block_size
+train_model = common.maybe_compile(model, cfg)
+
+
+@torch.no_grad()
+def evaluate():
+    """Mean LM loss over eval_iters fixed batches of each split (a fixed generator, so evals of
+    different runs and steps see the same windows and never touch the training data order)."""
+    model.eval()
+    out = {}
+    for split, tokens in (("train", train_data), ("val", val_data)):
+        g = torch.Generator().manual_seed(0)
+        losses = []
+        for _ in range(cfg["eval_iters"]):
+            x, y = lm_batch(tokens, cfg["batch_size"], block, g, device)
+            with ctx:
+                losses.append(ptx_loss(model.lm_logits(model(x)), y).item())
+        out[f"{split}_loss"] = sum(losses) / len(losses)
+    model.train()
+    return out
+
+
+def save(step):
+    common.save_run(cfg["out_dir"], cfg, model, step, optimizer,
+                    rng={"torch": torch.get_rng_state(), "data": data_gen.get_state()})
+
+
+# ----------------------------------------------------------------------------- loop
+log = common.MetricsLog(cfg["out_dir"], cfg["max_steps"], append=resume)
+tokens_per_step, tokens_since_log = cfg["batch_size"] * cfg["grad_accum"] * block, 0
+t0 = time.time()
+model.train()
+for step in range(start, cfg["max_steps"]):
+    lr = common.cosine_lr(step, cfg["max_steps"], cfg["lr"], cfg["warmup_steps"], cfg["min_lr_frac"])
+    common.set_lr(optimizer, lr)
+    loss_sum = 0.0
+    for _ in range(cfg["grad_accum"]):   # gradient accumulation: the same update as one big batch
+        x, y = lm_batch(train_data, cfg["batch_size"], block, data_gen, device)
+        with ctx:
+            loss = ptx_loss(train_model.lm_logits(train_model(x)), y) / cfg["grad_accum"]
+        loss.backward()
+        loss_sum += loss.item()
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+    tokens_since_log += tokens_per_step
+
+    last = step == cfg["max_steps"] - 1 or step == cfg["stop_step"]
+    metrics = evaluate() if step % cfg["eval_interval"] == 0 or last else {}
+    if step % cfg["log_interval"] == 0 or metrics:
+        log.log(step, tokens=tokens_since_log, loss=loss_sum, lr=lr, grad_norm=grad_norm.item(), **metrics)
+        tokens_since_log = 0
+    if (step + 1) % cfg["ckpt_interval"] == 0 or last:
+        save(step)
+    if step == cfg["stop_step"]:
+        print(f"stopped after step {step} (stop_step); resume with --init_from=resume")
+        break
+
+print(f"done in {time.time() - t0:.1f}s; checkpoint in {os.path.join(cfg['out_dir'], 'ckpt.pt')}")

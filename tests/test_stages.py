@@ -1,0 +1,207 @@
+"""The stage scripts end to end on a micro preset (run.sh, once per test session), and the
+details the issues single out: exact resume of pretraining, the SFT mask, the reward read at the
+right token, the RM's normalisation bias, comparison collection, the report's well-formedness."""
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from nanoinstruct import common, data, rlhf, tokenizer
+
+from conftest import ROOT
+
+
+def run(*args, env=None, check=True):
+    r = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
+                       env={**os.environ, **(env or {})})
+    if check and r.returncode != 0:
+        raise AssertionError(f"{args} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+    return r.stdout
+
+
+@pytest.fixture(scope="module")
+def micro(tmp_path_factory):
+    """One whole pipeline (world, stages 0-3, evaluation) with configs/micro, under 2 minutes."""
+    out = tmp_path_factory.mktemp("micro")
+    r = subprocess.run(["bash", "run.sh", str(out)], cwd=ROOT, capture_output=True, text=True,
+                       env={**os.environ, "PRESET": "configs/micro", "PYTHON": sys.executable})
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    return out, r.stdout
+
+
+def finite(x):
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def test_pipeline_report_well_formed(micro):
+    out, stdout = micro
+    assert "| policy | gold score |" in stdout          # ends by printing the results table
+    report = json.load(open(out / "eval" / "report.json"))
+    assert set(report["policies"]) == {"base", "sft", "ppo", "ppo_ptx"}
+    for name, p in report["policies"].items():
+        for key in ("gold_score", "win_rate_vs_sft", "tie_rate_vs_sft", "rm_score", "kl_to_sft", "pretrain_val_loss"):
+            assert finite(p[key]), (name, key, p[key])
+        lo, hi = p["win_rate_ci95"]
+        assert 0 <= lo <= p["win_rate_vs_sft"] <= hi <= 1
+        assert p["gold_by_family"] and all(finite(v) for v in p["gold_by_family"].values())
+    assert {"val_accuracy", "gold_accuracy", "labeler_agreement"} <= set(report["reward_model"])
+    assert finite(report["reward_model"]["val_accuracy"]) and finite(report["reward_model"]["labeler_agreement"])
+    stages = {"world", "pretrain", "sft", "collect", "rm", "ppo", "ppo_ptx", "evaluate", "total"}
+    assert stages <= set(report["wall_time_s"]) and all(finite(v) for v in report["wall_time_s"].values())
+    assert (out / "eval" / "report.md").read_text().count("| ppo_ptx |") == 2
+    for png in ("training_curves.png", "ppo_rm_vs_gold.png", "win_rates.png"):
+        blob = (out / "eval" / png).read_bytes()
+        assert blob[:8] == b"\x89PNG\r\n\x1a\n" and len(blob) > 5000
+
+
+def test_every_stage_writes_a_loadable_checkpoint(micro):
+    out, _ = micro
+    for run_dir in ("base", "sft", "rm", "ppo", "ppo_ptx", "ppo/value"):
+        model, ckpt = common.load_model(str(out / run_dir), verbose=False)
+        assert set(ckpt) >= {"model", "model_config", "config", "step", "optimizer", "rng"}
+        assert json.load(open(out / run_dir / "config.json")) == ckpt["config"]
+    rows = [json.loads(line) for line in open(out / "ppo_ptx" / "metrics.jsonl")]
+    keys = {"rm_score", "kl", "kl_coef", "policy_loss", "value_loss", "clip_frac", "approx_kl", "entropy",
+            "explained_var", "response_len", "no_eot_frac", "ptx_loss", "gold"}
+    assert len(rows) == 2 and all(keys <= set(r) for r in rows)
+    assert all(r["ptx_loss"] > 0 for r in rows)
+    assert all(r["ptx_loss"] == 0 for r in (json.loads(line) for line in open(out / "ppo" / "metrics.jsonl")))
+
+
+def test_reward_model_normalised_on_demonstrations(micro):
+    """The RM checkpoint's bias makes the demonstrations' mean reward 0 (paper sec. 3.5)."""
+    out, _ = micro
+    rm, ckpt = common.load_model(str(out / "rm"), scalar_head=True, verbose=False)
+    enc = tokenizer.get_encoding(ckpt["config"]["tokenizer"])
+    demos = data.read_jsonl(str(out / "world" / "demos_train.jsonl"), "demonstrations")
+    import random
+    demos = random.Random(0).sample(demos, min(ckpt["config"]["norm_samples"], len(demos)))
+    ex = [data.encode_example(enc, d["prompt"], d["response"], rm.config.block_size)[0] for d in demos]
+    x, lengths = data.pad_right(ex, enc.eot_token)
+    with torch.no_grad():
+        r = rm.scores(rm(x)[torch.arange(len(ex)), lengths - 1])
+    assert abs(r.mean().item()) < 1e-4
+    assert abs(ckpt["reward_norm"]["shift"]) > 0       # a shift was actually applied
+
+
+def test_collected_comparisons_are_valid_kwise(micro):
+    out, _ = micro
+    rows = data.read_jsonl(str(out / "world" / "comparisons_train.jsonl"), "comparisons")
+    rows += data.read_jsonl(str(out / "world" / "comparisons_val.jsonl"), "comparisons")
+    assert rows and all(2 <= len(r["responses"]) <= 4 for r in rows)
+    assert all(len(set(r["responses"])) == len(r["responses"]) for r in rows)   # duplicates dropped
+    assert all(len(r["gold"]) == len(r["responses"]) for r in rows)
+    meta = json.load(open(out / "world" / "comparisons_meta.json"))
+    assert 0 <= meta["labeler_agreement"] <= 1 and meta["prompts"] == len(rows)
+
+
+def test_pretrain_resume_is_exact(tmp_path, micro):
+    """A run stopped at step 3 and resumed logs the same losses as one that never stopped
+    (dropout on, so the RNG state must be restored too)."""
+    out, _ = micro
+    world = out / "world"
+    common_args = [f"--train_bin={world / 'train.bin'}", f"--val_bin={world / 'val.bin'}",
+                   f"--tokenizer={world / 'tokenizer.tiktoken'}", "--config=configs/micro/pretrain.py",
+                   "--max_steps=7", "--dropout=0.1", "--ckpt_interval=100", "--eval_interval=100"]
+    run("pretrain.py", f"--out_dir={tmp_path / 'a'}", *common_args)
+    run("pretrain.py", f"--out_dir={tmp_path / 'b'}", *common_args, "--stop_step=3")
+    run("pretrain.py", f"--out_dir={tmp_path / 'b'}", *common_args, "--init_from=resume")
+    losses = {}
+    for name in ("a", "b"):
+        rows = [json.loads(line) for line in open(tmp_path / name / "metrics.jsonl")]
+        losses[name] = {r["step"]: r["loss"] for r in rows}
+    assert sorted(losses["a"]) == list(range(7)) and losses["a"] == losses["b"]
+    a, _ = common.load_model(str(tmp_path / "a"), verbose=False)
+    b, _ = common.load_model(str(tmp_path / "b"), verbose=False)
+    assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
+
+
+def test_sft_batch_masks_prompt_and_padding():
+    enc = tokenizer.encoding_from_ranks(tokenizer.train_bpe("Human: Assistant: the cat sat on a mat", 280))
+    ex = [data.encode_example(enc, "the cat", "sat on a mat", 64)[:2], data.encode_example(enc, "a", "cat", 64)[:2]]
+    x, y, mask = data.sft_batch(ex, enc.eot_token)
+    for i, (ids, n_prompt) in enumerate(ex):
+        # exactly the response tokens (EOT included) are targets; prompt and padding are not
+        assert y[i][mask[i]].tolist() == ids[n_prompt:]
+        assert y[i][mask[i]].tolist()[-1] == enc.eot_token
+    assert mask.sum().item() == sum(len(ids) - n for ids, n in ex)
+    # and no gradient reaches the logits at masked positions
+    logits = torch.randn(*x.shape, enc.n_vocab, requires_grad=True)
+    rlhf.sft_loss(logits, y, mask).backward()
+    assert (logits.grad[~mask] == 0).all() and (logits.grad[mask].abs().sum(-1) > 0).all()
+
+
+def test_reward_read_at_eot_for_ragged_padded_batch():
+    """comparison_batch + reading at `last` gives each response's score at its own EOT: the same
+    as scoring it alone without padding, and not one position off."""
+    torch.manual_seed(0)
+    enc = tokenizer.encoding_from_ranks(tokenizer.train_bpe("Human: Assistant: a b c d e f g h", 270))
+    from nanoinstruct.model import GPT, GPTConfig
+    rm = GPT(GPTConfig(vocab_size=enc.n_vocab, block_size=64, n_layer=2, n_head=2, n_embd=32, scalar_head=True), verbose=False)
+    comps = [{"prompt": "a b", "responses": ["c", "d e f g h", "e f"], "ranking": [1, 2, 0]},
+             {"prompt": "a b c d e", "responses": ["f", "g h"], "ranking": [0, 1]}]
+    x, last, rows, gold, _ = data.comparison_batch(comps, enc, 64)
+    assert (x[torch.arange(len(last)), last] == enc.eot_token).all()
+    with torch.no_grad():
+        batched = rm.scores(rm(x))[torch.arange(len(last)), last]
+        for n, c in enumerate(comps):
+            for slot, idx in enumerate(c["ranking"]):
+                ids, _, _ = data.encode_example(enc, c["prompt"], c["responses"][idx], 64)
+                alone = rm.scores(rm(torch.tensor([ids])))[0]
+                row = rows[n, slot].item()
+                assert abs(batched[row] - alone[-1]) < 1e-5          # at the EOT
+                assert abs(batched[row] - alone[-2]) > 1e-6          # not the token before
+    assert rows.tolist() == [[0, 1, 2], [3, 4, -1]] and torch.isnan(gold).all()
+
+
+def test_hh_prompt_longer_than_context_is_cut_from_the_left():
+    enc = tokenizer.encoding_from_ranks(tokenizer.train_bpe("Human: Assistant: hello there friend how are you", 300))
+    chosen = "\n\nHuman: hello there\n\nAssistant: hi\n\nHuman: how are you friend\n\nAssistant: fine thanks"
+    rejected = "\n\nHuman: hello there\n\nAssistant: hi\n\nHuman: how are you friend\n\nAssistant: go away"
+    prompt, c, r = data.split_hh(chosen, rejected)
+    assert prompt.endswith("friend\n\nAssistant:") and prompt.count("Human:") == 2 and (c, r) == ("fine thanks", "go away")
+    full, n_prompt, cut = data.encode_example(enc, prompt, c, 10_000)
+    assert cut == 0 and full == enc.encode_ordinary(chosen) + [enc.eot_token]
+    ids, n_prompt, cut = data.encode_example(enc, prompt, c, 12)
+    assert len(ids) == 12 and cut == len(full) - 12
+    assert ids == full[-12:] and ids[-1] == enc.eot_token        # response and EOT intact
+    x, last, rows, gold, n_cut = data.comparison_batch([{"prompt": prompt, "responses": [c, r], "ranking": [0, 1]}], enc, 12)
+    assert n_cut > 0 and (x[torch.arange(2), last] == enc.eot_token).all()
+
+
+def test_kwise_loss_equals_pairs_through_the_model():
+    """Through a real RM forward: the K-wise loss of one prompt equals the mean over its explicit
+    C(K,2) pairs, each pair forwarded on its own, with the same gradients."""
+    torch.manual_seed(0)
+    enc = tokenizer.encoding_from_ranks(tokenizer.train_bpe("Human: Assistant: a b c d e f g h", 270))
+    from nanoinstruct.model import GPT, GPTConfig
+    rm = GPT(GPTConfig(vocab_size=enc.n_vocab, block_size=64, n_layer=1, n_head=2, n_embd=32, scalar_head=True), verbose=False)
+    comp = {"prompt": "a", "responses": ["b c", "d", "e f g", "h"], "ranking": [2, 0, 3, 1]}
+    x, last, rows, _, _ = data.comparison_batch([comp], enc, 64)
+    r = rm.scores(rm(x))[torch.arange(len(last)), last]
+    kwise = rlhf.ranking_loss(r[rows.clamp(min=0)], torch.arange(4).unsqueeze(0))
+    g1 = torch.autograd.grad(kwise, list(rm.parameters()))
+    losses = []
+    order = comp["ranking"]
+    for i in range(4):
+        for j in range(i + 1, 4):
+            pair = {"prompt": "a", "responses": [comp["responses"][order[i]], comp["responses"][order[j]]], "ranking": [0, 1]}
+            xp, lp, _, _, _ = data.comparison_batch([pair], enc, 64)
+            rp = rm.scores(rm(xp))[torch.arange(2), lp]
+            losses.append(-torch.nn.functional.logsigmoid(rp[0] - rp[1]))
+    pairs = torch.stack(losses).mean()
+    g2 = torch.autograd.grad(pairs, list(rm.parameters()))
+    assert abs(kwise.item() - pairs.item()) < 1e-5
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(g1, g2))
+
+
+def test_token_file_batches():
+    toks = np.arange(1000, dtype=np.uint16)
+    g = torch.Generator().manual_seed(0)
+    x, y = data.lm_batch(toks, 4, 16, g)
+    assert x.shape == (4, 16) and torch.equal(y, x + 1)

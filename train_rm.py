@@ -1,0 +1,190 @@
+"""Stage 2: the reward model (RM), trained on labeler rankings with the K-wise ranking loss.
+
+Paper section 3.5, "Reward modeling (RM)": the RM is the SFT model with its unembedding replaced
+by a scalar output, read at the end of each response. Labelers rank K = 4..9 responses per
+prompt, which gives C(K, 2) comparisons; all of them go into ONE batch element, so each of the K
+responses is forwarded once (eq. 1):
+    loss(theta) = -1/C(K,2) * E_{(x, y_w, y_l) ~ D}[ log sigmoid(r_theta(x, y_w) - r_theta(x, y_l)) ]
+Shuffling the comparisons as independent pairs instead makes the RM overfit (each response is
+then seen K-1 times in one epoch) and costs K-1 times more forward passes. Before RL, the RM's
+bias is set so that the labelers' demonstrations get a mean reward of 0.
+Pairwise and HH-RLHF files are the K = 2 case of the same code path.
+
+Deviations: the paper's RM is a 6B GPT-3 trained 1 epoch; ours starts from the SFT model by
+default (the paper mentions SFT init as the natural choice in sec. 3.5) and is as small as it.
+
+  CPU (default world, ~2 min):  python train_rm.py
+  GPT-2 on HH-RLHF (GPU):       python train_rm.py --config=configs/gpt2_hh_rm.py
+"""
+import json
+import math
+import os
+import random
+import time
+
+import torch
+
+from nanoinstruct import common
+from nanoinstruct.data import comparison_batch, encode_example, pad_right, read_jsonl
+from nanoinstruct.rlhf import pairs_from_ranking, ranking_accuracy, ranking_loss
+from nanoinstruct.tokenizer import get_encoding
+
+# ----------------------------------------------------------------------------- config
+defaults = dict(
+    out_dir="out/rm",
+    init_from="out/sft",      # paper: the RM starts from the SFT model, unembedding -> scalar head
+    tokenizer="",             # "" = the init checkpoint's
+    train_file="data/world/comparisons_train.jsonl",
+    val_file="data/world/comparisons_val.jsonl",
+    norm_file="data/world/demos_train.jsonl",   # demonstrations whose mean reward is set to 0
+    norm_samples=512,
+    device="auto", dtype="auto", compile=False, seed=1337,
+    epochs=1, batch_size=8, lr=1e-4, min_lr_frac=0.1, warmup_steps=10, weight_decay=0.0,
+    beta2=0.99, grad_clip=1.0, dropout=0.0,
+    block_size=0,             # 0 = the model's context; longer examples are cut from the prompt's left
+    max_train=0,              # use only the first N training prompts (0 = all)
+    eval_interval=50, log_interval=10,
+)
+cfg = common.get_config(defaults)
+
+# ----------------------------------------------------------------------------- setup
+device, ctx, dtype = common.setup(cfg)
+rng = random.Random(cfg["seed"])
+
+# ----------------------------------------------------------------------------- models
+model, init_ckpt = common.load_model(cfg["init_from"], device, dropout=cfg["dropout"], scalar_head=True)
+cfg["tokenizer"] = cfg["tokenizer"] or (init_ckpt["config"]["tokenizer"] if init_ckpt else "gpt2")
+print(cfg)
+enc = get_encoding(cfg["tokenizer"])
+block = cfg["block_size"] or model.config.block_size
+
+# ----------------------------------------------------------------------------- data
+train = read_jsonl(cfg["train_file"], "comparisons")
+train = train[:cfg["max_train"]] if cfg["max_train"] else train
+val = read_jsonl(cfg["val_file"], "comparisons")
+for name, rows in (("train", train), ("val", val)):
+    ks = [len(c["responses"]) for c in rows]
+    print(f"{name}: {len(rows)} prompts, K = {min(ks)}..{max(ks)}, "
+          f"{sum(k * (k - 1) // 2 for k in ks)} comparisons, {sum(ks)} responses")
+meta_path = os.path.join(os.path.dirname(cfg["val_file"]), "comparisons_meta.json")
+meta = json.load(open(meta_path)) if os.path.exists(meta_path) else {}
+
+
+def batches(rows, batch_size):
+    """Comparison batches of `batch_size` prompts (all K responses of each), cuts counted."""
+    for i in range(0, len(rows), batch_size):
+        yield comparison_batch(rows[i:i + batch_size], enc, block, device)
+
+
+def rewards_of(m, x, last, rows):
+    """r_theta at each response's last real token (its EOT), laid out per prompt best -> worst:
+    rewards (N, Kmax) and the matching ranking (N, Kmax) = 0..K_n-1, -1 on padding."""
+    h = m(x)                                                       # (sum K, T, C)
+    r = m.scores(h[torch.arange(len(last), device=device), last])  # (sum K,) read at the EOT
+    ranking = torch.where(rows >= 0, torch.arange(rows.size(1), device=device), -1)
+    return r.float()[rows.clamp(min=0)], ranking                   # (N, Kmax) each
+
+
+def gold_agreement(scores, gold, ranking):
+    """Pairs (by the labelers' ranking) on which `scores` order the two responses as the gold
+    score does, among pairs whose gold scores differ -> (n_agree, n_pairs)."""
+    w, l, valid = pairs_from_ranking(ranking)
+    gw, gl = gold.gather(1, w), gold.gather(1, l)
+    keep = valid & ((gw - gl).abs() > 1e-6)                         # NaN (no gold) drops out too
+    agree = (scores.gather(1, w) > scores.gather(1, l)) == (gw > gl)
+    return (agree & keep).sum().item(), keep.sum().item()
+
+
+@torch.no_grad()
+def evaluate(rows):
+    model.eval()
+    loss_sum, correct, pairs, g_agree, g_pairs, lab_agree, n_cut = 0.0, 0, 0, 0, 0, 0, 0
+    for x, last, brows, gold, cut in batches(rows, 2 * cfg["batch_size"]):
+        with ctx:
+            rewards, ranking = rewards_of(model, x, last, brows)
+        loss_sum += ranking_loss(rewards, ranking).item() * len(brows)
+        c, p = ranking_accuracy(rewards, ranking)
+        correct, pairs = correct + c.item(), pairs + p.item()
+        gold = gold[brows.clamp(min=0)]
+        a, n = gold_agreement(rewards, gold, ranking)
+        g_agree, g_pairs = g_agree + a, g_pairs + n
+        lab_agree += gold_agreement(-ranking.float(), gold, ranking)[0]   # the labelers themselves
+        n_cut += cut
+    model.train()
+    out = {"val_loss": loss_sum / len(rows), "val_accuracy": correct / max(pairs, 1)}
+    if g_pairs:
+        out.update(gold_accuracy=g_agree / g_pairs, labeler_gold_accuracy=lab_agree / g_pairs)
+    return out, n_cut
+
+
+# ----------------------------------------------------------------------------- train
+optimizer = common.make_optimizer(model, cfg["lr"], cfg["weight_decay"], (0.9, cfg["beta2"]), device)
+train_model = common.maybe_compile(model, cfg)
+steps_per_epoch = math.ceil(len(train) / cfg["batch_size"])
+max_steps = cfg["epochs"] * steps_per_epoch
+log = common.MetricsLog(cfg["out_dir"], max_steps)
+metrics, n_cut = evaluate(val)
+print(f"before training: {metrics}" + (f"; {n_cut} val prompt tokens cut to fit {block}" if n_cut else ""))
+if "labeler_agreement" in meta:
+    print(f"labeler agreement (two independent labelers, same pairs): {meta['labeler_agreement']:.3f}")
+t0, step, tokens_since_log, train_cut = time.time(), 0, 0, 0
+model.train()
+for epoch in range(cfg["epochs"]):
+    rng.shuffle(train)
+    for x, last, rows, _, cut in batches(train, cfg["batch_size"]):
+        lr = common.cosine_lr(step, max_steps, cfg["lr"], cfg["warmup_steps"], cfg["min_lr_frac"])
+        common.set_lr(optimizer, lr)
+        with ctx:
+            rewards, ranking = rewards_of(train_model, x, last, rows)
+        loss = ranking_loss(rewards, ranking)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        c, p = ranking_accuracy(rewards.detach(), ranking)
+        tokens_since_log += x.numel()
+        train_cut += cut
+
+        last_step = step == max_steps - 1
+        metrics = evaluate(val)[0] if (step + 1) % cfg["eval_interval"] == 0 or last_step else {}
+        if step % cfg["log_interval"] == 0 or metrics:
+            log.log(step, tokens=tokens_since_log, loss=loss.item(), accuracy=c.item() / max(p.item(), 1),
+                    lr=lr, grad_norm=grad_norm.item(), **metrics)
+            tokens_since_log = 0
+        step += 1
+if train_cut:
+    print(f"{train_cut} training prompt tokens were cut (from the left) to fit {block}")
+
+# ----------------------------------------------------------------------------- normalise
+# Paper sec. 3.5: "we normalize the RM using a bias so that the labeler demonstrations achieve a
+# mean score of 0 before doing RL". The shift goes into the scalar head's bias, so every later
+# user of the checkpoint (PPO, value-model init, evaluation) gets normalised rewards for free.
+@torch.no_grad()
+def mean_demo_reward(demos):
+    model.eval()
+    total = 0.0
+    for i in range(0, len(demos), 32):
+        ex = [encode_example(enc, d["prompt"], d["response"], block)[0] for d in demos[i:i + 32]]
+        x, lengths = pad_right(ex, enc.eot_token)
+        x, lengths = x.to(device), lengths.to(device)
+        with ctx:
+            h = model(x)
+            total += model.scores(h[torch.arange(len(ex), device=device), lengths - 1]).float().sum().item()
+    return total / len(demos)
+
+
+demos = read_jsonl(cfg["norm_file"], "demonstrations")
+demos = random.Random(0).sample(demos, min(cfg["norm_samples"], len(demos)))
+shift = mean_demo_reward(demos)
+model.score_head.bias.data -= shift
+after = mean_demo_reward(demos)
+print(f"reward normalisation: demonstrations' mean reward {shift:+.4f} -> {after:+.4f} (bias shifted by {-shift:+.4f})")
+
+# ----------------------------------------------------------------------------- save
+final, _ = evaluate(val)
+summary = {**final, "labeler_agreement": meta.get("labeler_agreement"), "demo_mean_reward": after,
+           "bias_shift": -shift, "wall_time_s": time.time() - t0}
+print("final:", json.dumps(summary))
+common.save_run(cfg["out_dir"], cfg, model, max_steps - 1, optimizer, reward_norm={"shift": -shift, "demo_mean": after}, summary=summary)
+json.dump(summary, open(os.path.join(cfg["out_dir"], "summary.json"), "w"), indent=2)
+print(f"done in {time.time() - t0:.1f}s; checkpoint in {os.path.join(cfg['out_dir'], 'ckpt.pt')}")

@@ -1,0 +1,130 @@
+"""Stage 1: supervised fine-tuning (SFT) on demonstrations.
+
+Paper section 3.5, "Supervised fine-tuning (SFT)": fine-tune the base model on labeler
+demonstrations with next-token cross-entropy, 16 epochs, cosine learning-rate decay, residual
+dropout 0.2 (those values are in configs/paper_sft.py). The loss covers the response tokens only:
+prompt and padding are masked out, and the end-of-text token counts as a response token, so the
+model learns to stop.
+
+Deviations: the default preset trains fewer epochs at a higher learning rate with less dropout,
+which suits a tiny model on the default world's ~4k demonstrations and 2 CPU minutes. The paper
+selects the SFT model by the RM score on a validation set; we keep the last checkpoint.
+
+  CPU (default world, ~2 min):  python train_sft.py
+  GPT-2 on HH-RLHF (GPU):       python train_sft.py --config=configs/gpt2_hh_sft.py
+"""
+import os
+import random
+import time
+
+import torch
+
+from nanoinstruct import common
+from nanoinstruct.data import encode_example, read_jsonl, sft_batch
+from nanoinstruct.model import generate
+from nanoinstruct.rlhf import sft_loss
+from nanoinstruct.tokenizer import decode_response, encode_prompt, get_encoding
+
+# ----------------------------------------------------------------------------- config
+defaults = dict(
+    out_dir="out/sft",
+    init_from="out/base",     # the base model: a checkpoint dir, gpt2*, or a Hugging Face GPT-2 dir
+    tokenizer="",             # "" = the one the base checkpoint was trained with
+    train_file="data/world/demos_train.jsonl",
+    val_file="data/world/demos_val.jsonl",
+    device="auto", dtype="auto", compile=False, seed=1337,
+    epochs=4, batch_size=32, lr=5e-4, min_lr_frac=0.1, warmup_steps=20, weight_decay=0.1,
+    beta2=0.99, grad_clip=1.0, dropout=0.1,
+    block_size=0,             # 0 = the model's context; examples longer are cut from the prompt's left
+    eval_interval=100, log_interval=10, n_samples=3, max_new_tokens=48,
+)
+cfg = common.get_config(defaults)
+
+# ----------------------------------------------------------------------------- setup
+device, ctx, dtype = common.setup(cfg)
+rng = random.Random(cfg["seed"])   # shuffles the demonstrations each epoch
+
+# ----------------------------------------------------------------------------- models
+model, base_ckpt = common.load_model(cfg["init_from"], device, dropout=cfg["dropout"])
+cfg["tokenizer"] = cfg["tokenizer"] or (base_ckpt["config"]["tokenizer"] if base_ckpt else "gpt2")
+print(cfg)
+enc = get_encoding(cfg["tokenizer"])
+block = cfg["block_size"] or model.config.block_size
+
+# ----------------------------------------------------------------------------- data
+def encode_all(path):
+    rows = read_jsonl(path, "demonstrations")
+    examples = [encode_example(enc, r["prompt"], r["response"], block) for r in rows]
+    n_cut = sum(e[2] for e in examples)
+    print(f"{path}: {len(rows)} demonstrations, {sum(len(e[0]) for e in examples):,} tokens"
+          + (f", {n_cut} prompt tokens cut to fit {block}" if n_cut else ""))
+    return rows, [e[:2] for e in examples]
+
+
+train_rows, train_ex = encode_all(cfg["train_file"])
+val_rows, val_ex = encode_all(cfg["val_file"])
+steps_per_epoch = (len(train_ex) + cfg["batch_size"] - 1) // cfg["batch_size"]
+max_steps = cfg["epochs"] * steps_per_epoch
+
+optimizer = common.make_optimizer(model, cfg["lr"], cfg["weight_decay"], (0.9, cfg["beta2"]), device)
+train_model = common.maybe_compile(model, cfg)
+
+
+@torch.no_grad()
+def evaluate():
+    """Masked (response-only) loss over all validation demonstrations, token-weighted."""
+    model.eval()
+    total, n = 0.0, 0
+    for i in range(0, len(val_ex), cfg["batch_size"]):
+        x, y, mask = sft_batch(val_ex[i:i + cfg["batch_size"]], enc.eot_token, device)
+        with ctx:
+            total += sft_loss(model.lm_logits(model(x)), y, mask).item() * mask.sum().item()
+        n += mask.sum().item()
+    model.train()
+    return total / n
+
+
+def show_samples():
+    """A few sampled responses (temperature 1) to fixed validation prompts."""
+    rows = val_rows[:cfg["n_samples"]]
+    prompts = [encode_prompt(enc, r["prompt"])[-(block - cfg["max_new_tokens"]):] for r in rows]
+    with ctx:
+        tokens, _, _, _ = generate(model, prompts, cfg["max_new_tokens"], enc.eot_token,
+                                   generator=torch.Generator(device).manual_seed(0))
+    for r, t in zip(rows, tokens[:, max(len(p) for p in prompts):].tolist()):
+        text, ended = decode_response(enc, t)
+        print(f"  prompt: {r['prompt'][-200:]!r}\n  sample: {text!r}{'' if ended else ' [no end-of-text]'}")
+
+
+# ----------------------------------------------------------------------------- loop
+log = common.MetricsLog(cfg["out_dir"], max_steps)
+print(f"{cfg['epochs']} epochs x {steps_per_epoch} steps = {max_steps} steps")
+t0, step, tokens_since_log = time.time(), 0, 0
+model.train()
+for epoch in range(cfg["epochs"]):
+    order = list(range(len(train_ex)))
+    rng.shuffle(order)
+    for i in range(0, len(order), cfg["batch_size"]):
+        lr = common.cosine_lr(step, max_steps, cfg["lr"], cfg["warmup_steps"], cfg["min_lr_frac"])
+        common.set_lr(optimizer, lr)
+        x, y, mask = sft_batch([train_ex[j] for j in order[i:i + cfg["batch_size"]]], enc.eot_token, device)
+        with ctx:
+            loss = sft_loss(train_model.lm_logits(train_model(x)), y, mask)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        tokens_since_log += x.numel()
+
+        last = step == max_steps - 1
+        metrics = {"val_loss": evaluate()} if step % cfg["eval_interval"] == 0 or last else {}
+        if step % cfg["log_interval"] == 0 or metrics:
+            log.log(step, tokens=tokens_since_log, epoch=epoch, loss=loss.item(), lr=lr, grad_norm=grad_norm.item(), **metrics)
+            tokens_since_log = 0
+        if metrics and cfg["n_samples"]:
+            show_samples()
+        step += 1
+
+# ----------------------------------------------------------------------------- save
+common.save_run(cfg["out_dir"], cfg, model, max_steps - 1, optimizer)
+print(f"done in {time.time() - t0:.1f}s; checkpoint in {os.path.join(cfg['out_dir'], 'ckpt.pt')}")
