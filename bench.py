@@ -1,0 +1,252 @@
+"""Benchmark: nanoinstruct's speed on the core InstructGPT workloads, timed exactly as the peer
+harness ../shared/bench/peer_hf.py and peer_trl_ppo.py time Hugging Face transformers + TRL.
+
+Same shape, same workloads, same repetitions: random weights, random tokens from [1, vocab),
+seed 0, float32 and 2 threads by default; each figure is a median wall time after warm-up.
+  train_tokens_per_s     forward + shifted cross-entropy + backward + AdamW, batch 8 x 256
+  generate_tokens_per_s  generate() with KV cache, 16 prompts x 64 tokens, 64 new tokens
+                         (temperature 1, no top-k/top-p); only the 16*64 new tokens count
+  rm_pairs_per_s         scalar-head GPT, 8 (chosen, rejected) pairs x 256 tokens in one forward
+                         of 16 sequences, reward at the last token, pairwise loss, AdamW
+  ppo_iter_s             one PPO iteration as peer_trl_ppo.py: 16 prompts x 64 tokens, 64
+                         sampled tokens, ref / value / reward forwards, KL-penalised rewards, GAE,
+                         whitening, 1 epoch in 2 mini-batches of 8 (policy + value update each)
+  ppo_rollout_s          its rollout: start of sampling -> first training forward
+  ppo_generate_s         its sampling alone
+How it differs from the peer, on purpose:
+- No early stop: eot_id = vocab_size, an id the model can never sample (peer_trl_ppo.py gives its
+  pad the same id). It is never embedded either: every prompt has the full length, so nothing is
+  padded, and only sampled ids are fed back. (peer_hf.py suppresses EOS with min_new_tokens.)
+- Policy and value model are separate GPTs with one AdamW each, both stepped once per mini-batch
+  (TRL wraps the two in one module with one AdamW: the same arithmetic). The optimizers are ours
+  (common.make_optimizer: weight decay on matrices only; fused on CUDA).
+- Logits are computed only where the loss needs them (response positions in PPO; 255 of 256
+  positions in training): that is how our stage scripts do it.
+
+  CPU (~1-2 min):  python bench.py --out=bench_cpu.json      # JSON on stdout, a line per workload on stderr
+  GPU:             python bench.py --device=cuda --dtype=bfloat16 --compile=True
+  other shape:     python bench.py --n_layer=6 --n_embd=384 --only=train,generate
+On CUDA the training line also gives the MFU: (6N + 12 L C T) flops per token (nanoGPT's / PaLM's
+estimate; N without position embeddings) x tokens/s, over --peak_tflops (989: H100 dense bf16).
+--compile=True compiles the full-sequence forwards; generate() runs uncompiled.
+"""
+import json
+import os
+import statistics
+import sys
+import time
+
+import torch
+
+from nanoinstruct import common
+from nanoinstruct.model import GPT, GPTConfig, generate
+from nanoinstruct.rlhf import (gae, kl_penalized_rewards, logprobs_from_logits, policy_loss, ptx_loss,
+                               ranking_loss, value_loss, whiten)
+
+# ----------------------------------------------------------------------------- config
+defaults = dict(
+    # model shape: the peer's flags and defaults
+    n_layer=4, n_head=4, n_embd=256, vocab_size=8192, n_positions=256, dropout=0.0, threads=2,
+    # workloads
+    batch=8, seq=256, gen_batch=16, prompt_len=64, new_tokens=64, mini_batch=8, kl_coef=0.05,
+    # repetitions: warm-up / timed steps (train, rm), timed generate calls (after 1 warm-up), RL
+    warmup=3, steps=10, gen_reps=3, rl_warmup=2, rl_iters=6,
+    only="train,generate,rm,ppo", out="",
+    device="cpu", dtype="float32", compile=False, seed=0, peak_tflops=989.0,
+)
+cfg = common.get_config(defaults)
+
+# ----------------------------------------------------------------------------- setup
+torch.set_num_threads(cfg["threads"])
+device, ctx, dtype = common.setup(cfg)
+V, B, T = cfg["vocab_size"], cfg["batch"], cfg["seq"]
+G, Tp, Tn = cfg["gen_batch"], cfg["prompt_len"], cfg["new_tokens"]
+
+
+def make_model(scalar_head=False):
+    torch.manual_seed(cfg["seed"])   # each workload's figures do not depend on which ran before it
+    arch = GPTConfig(block_size=cfg["n_positions"], vocab_size=V, n_layer=cfg["n_layer"], n_head=cfg["n_head"],
+                     n_embd=cfg["n_embd"], dropout=cfg["dropout"], scalar_head=scalar_head)
+    return GPT(arch, verbose=False).to(device)   # verbose would print to stdout, which is the JSON's
+
+
+def rand_tokens(*shape):
+    return torch.randint(1, V, shape, device=device)
+
+
+def sync():
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def median_time(fn, warmup, reps):
+    """fn run warmup times untimed, then reps times timed -> median wall time in seconds."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        sync()
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+# ----------------------------------------------------------------------------- workloads
+def bench_train():
+    model = make_model().train()
+    fwd = common.maybe_compile(model, cfg)
+    opt = common.make_optimizer(model, 1e-4, 0.1, device=device)
+    x = rand_tokens(B, T)                                            # (B, T)
+
+    def step():
+        with ctx:
+            loss = ptx_loss(model.lm_logits(fwd(x)[:, :-1]), x[:, 1:])   # shifted cross-entropy
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    t = median_time(step, cfg["warmup"], cfg["steps"])
+    out = {"train_step_s": t, "train_tokens_per_s": B * T / t}
+    if device.startswith("cuda"):
+        c = model.config
+        n = sum(p.numel() for p in model.parameters()) - model.transformer.wpe.weight.numel()
+        flops_per_token = 6 * n + 12 * c.n_layer * c.n_embd * T
+        out["train_mfu"] = flops_per_token * out["train_tokens_per_s"] / (cfg["peak_tflops"] * 1e12)
+    return out
+
+
+def bench_generate():
+    model = make_model().eval()
+    prompts = rand_tokens(G, Tp).tolist()
+    g = torch.Generator(device).manual_seed(cfg["seed"])
+
+    def gen():
+        with ctx:
+            tokens, _, _, response_mask = generate(model, prompts, Tn, eot_id=V, temperature=1.0, generator=g)
+        assert tokens.shape == (G, Tp + Tn) and response_mask.all()   # no early stop
+
+    t = median_time(gen, 1, cfg["gen_reps"])
+    return {"generate_call_s": t, "generate_tokens_per_s": G * Tn / t}
+
+
+def bench_rm():
+    rm = make_model(scalar_head=True).train()
+    fwd = common.maybe_compile(rm, cfg)
+    opt = common.make_optimizer(rm, 1e-4, 0.1, device=device)
+    both = rand_tokens(2 * B, T)             # rows 0..B-1 chosen, B..2B-1 rejected: one forward
+    ranking = torch.tensor([[0, 1]], device=device).expand(B, 2)   # (B, 2) chosen beats rejected
+
+    def step():
+        with ctx:
+            r = rm.scores(fwd(both)[:, -1]).float()              # (2B,) reward at the last token
+        loss = ranking_loss(torch.stack([r[:B], r[B:]], 1), ranking)   # K=2: -logsigmoid(r_c - r_r).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    t = median_time(step, cfg["warmup"], cfg["steps"])
+    return {"rm_step_s": t, "rm_pairs_per_s": B / t}
+
+
+def bench_ppo():
+    policy, value_model = make_model().train(), make_model(scalar_head=True).train()
+    ref_policy, reward_model = make_model().eval(), make_model(scalar_head=True).eval()
+    ref_policy.load_state_dict(policy.state_dict())           # reference = the initial policy
+    policy_fwd, value_fwd, ref_fwd, reward_fwd = (common.maybe_compile(m, cfg)
+                                                  for m in (policy, value_model, ref_policy, reward_model))
+    opt_policy = common.make_optimizer(policy, 1e-6, 0.0, device=device)
+    opt_value = common.make_optimizer(value_model, 1e-6, 0.0, device=device)
+    n_iter = cfg["rl_warmup"] + cfg["rl_iters"]
+    all_prompts = torch.randint(1, V, (G * n_iter, Tp), generator=torch.Generator().manual_seed(0))
+    g = torch.Generator(device).manual_seed(cfg["seed"])
+    times = {"iter": [], "rollout": [], "generate": []}
+    for it in range(n_iter):
+        sync()
+        t0 = time.perf_counter()
+        # 1 rollout: the old log-probs come with the samples, no extra policy forward
+        with ctx:
+            tokens, _, logprobs, mask = generate(policy, all_prompts[it * G:(it + 1) * G].tolist(), Tn,
+                                                 eot_id=V, temperature=1.0, generator=g)
+        assert mask.all()                                         # (G, Tn), no early stop
+        sync()
+        t_gen = time.perf_counter()
+        responses = tokens[:, Tp:]                                # (G, Tn)
+        with torch.no_grad(), ctx:
+            # 2 score with the RM; 3 reference log-probs; values V(state before each response token)
+            scores = reward_model.scores(reward_fwd(tokens)[:, -1]).float()                        # (G,)
+            ref_logprobs = logprobs_from_logits(ref_policy.lm_logits(ref_fwd(tokens)[:, Tp - 1:-1]), responses)
+            values = value_model.scores(value_fwd(tokens)[:, Tp - 1:-1]).float()                   # (G, Tn)
+        # 4 KL-penalised per-token rewards, advantages, whitening
+        rewards, kl = kl_penalized_rewards(logprobs, ref_logprobs, mask, scores, cfg["kl_coef"])
+        advantages, returns = gae(rewards, values, mask, gamma=1.0, lam=0.95)
+        advantages = whiten(advantages, mask)
+        sync()
+        t_rollout = time.perf_counter()
+        # 5 one PPO epoch over shuffled mini-batches, one AdamW step on each model per mini-batch
+        for mb in torch.randperm(G, device=device).split(cfg["mini_batch"]):
+            with ctx:
+                mb_logprobs = logprobs_from_logits(policy.lm_logits(policy_fwd(tokens[mb])[:, Tp - 1:-1]), responses[mb])
+                mb_values = value_model.scores(value_fwd(tokens[mb])[:, Tp - 1:-1]).float()
+            pg_loss, _, _ = policy_loss(mb_logprobs, logprobs[mb], advantages[mb], mask[mb])
+            vf_loss, _ = value_loss(mb_values, values[mb], returns[mb], mask[mb])
+            loss = pg_loss + 0.1 * vf_loss                        # vf_coef 0.1, TRL's default
+            opt_policy.zero_grad(set_to_none=True)
+            opt_value.zero_grad(set_to_none=True)
+            loss.backward()
+            opt_policy.step()
+            opt_value.step()
+        sync()
+        t_end = time.perf_counter()
+        for k, dt in (("iter", t_end - t0), ("rollout", t_rollout - t0), ("generate", t_gen - t0)):
+            times[k].append(dt)
+    w = cfg["rl_warmup"]
+    return {"ppo_iter_s": statistics.median(times["iter"][w:]),
+            "ppo_rollout_s": statistics.median(times["rollout"][w:]),
+            "ppo_generate_s": statistics.median(times["generate"][w:]),
+            "ppo_iter_s_all": [round(t, 4) for t in times["iter"][w:]],
+            "ppo_rollout_s_all": [round(t, 4) for t in times["rollout"][w:]],
+            "ppo_setup": {"rollouts_per_iter": G, "prompt_len": Tp, "response_len": Tn, "mini_batch": cfg["mini_batch"],
+                          "epochs": 1, "optimizer_steps_per_iter": G // cfg["mini_batch"], "kl_coef": cfg["kl_coef"],
+                          "gae_gamma": 1.0, "gae_lam": 0.95, "vf_coef": 0.1,
+                          "models": "policy + ref policy + reward model + value model (separate GPTs, same shape)",
+                          "optimizers": "one AdamW for the policy, one for the value model"}}
+
+
+# ----------------------------------------------------------------------------- run
+benches = {"train": bench_train, "generate": bench_generate, "rm": bench_rm, "ppo": bench_ppo}
+only = cfg["only"].split(",")
+if not set(only) <= set(benches):
+    common.die(f"--only={cfg['only']}: known workloads are {', '.join(benches)}")
+lines = {"train": lambda r: f"{r['train_tokens_per_s']:,.0f} tokens/s ({r['train_step_s'] * 1e3:.0f} ms/step)"
+                            + (f", MFU {r['train_mfu']:.1%}" if "train_mfu" in r else ""),
+         "generate": lambda r: f"{r['generate_tokens_per_s']:,.0f} new tokens/s ({r['generate_call_s']:.3f} s/call)",
+         "rm": lambda r: f"{r['rm_pairs_per_s']:.2f} pairs/s ({r['rm_step_s'] * 1e3:.0f} ms/step)",
+         "ppo": lambda r: f"{r['ppo_iter_s']:.3f} s/iter (rollout {r['ppo_rollout_s']:.3f} s, "
+                          f"of which generate {r['ppo_generate_s']:.3f} s)"}
+n_params = sum(p.numel() for p in make_model().parameters())
+res = {"impl": "nanoinstruct", "device": device, "dtype": dtype, "compile": cfg["compile"],
+       "device_name": torch.cuda.get_device_name() if device.startswith("cuda") else "cpu",
+       "versions": {"torch": torch.__version__, "python": sys.version.split()[0]},
+       "shape": {k: cfg[k] for k in ("n_layer", "n_head", "n_embd", "vocab_size", "n_positions", "dropout")},
+       "workload": {k: cfg[k] for k in ("batch", "seq", "gen_batch", "prompt_len", "new_tokens", "mini_batch",
+                                        "warmup", "steps", "gen_reps", "rl_warmup", "rl_iters")},
+       "n_params": n_params}
+print(f"nanoinstruct bench: {n_params / 1e6:.2f}M parameters, {device} {dtype}, {torch.get_num_threads()} threads",
+      file=sys.stderr)
+t_start = time.perf_counter()
+for name in only:
+    t0 = time.perf_counter()
+    r = benches[name]()
+    res.update(r)
+    res.setdefault("bench_wall_s", {})[name] = round(time.perf_counter() - t0, 1)
+    print(f"{name:9s} {lines[name](r)}", file=sys.stderr, flush=True)
+res["torch_threads"] = torch.get_num_threads()
+res["total_wall_s"] = round(time.perf_counter() - t_start, 1)
+text = json.dumps(res, indent=2)
+print(text)
+if cfg["out"]:
+    os.makedirs(os.path.dirname(os.path.abspath(cfg["out"])), exist_ok=True)
+    with open(cfg["out"], "w") as f:
+        f.write(text + "\n")
