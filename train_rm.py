@@ -39,7 +39,7 @@ defaults = dict(
     norm_file="data/world/demos_train.jsonl",   # demonstrations whose mean reward is set to 0
     norm_samples=512,
     device="auto", dtype="auto", compile=False, seed=1337,
-    epochs=1, batch_size=8, lr=1e-4, min_lr_frac=0.1, warmup_steps=10, weight_decay=0.0,
+    epochs=1, batch_size=8, lr=2e-4, min_lr_frac=0.1, warmup_steps=10, weight_decay=0.0,
     beta2=0.99, grad_clip=1.0, dropout=0.0,
     block_size=0,             # 0 = the model's context; longer examples are cut from the prompt's left
     max_train=0,              # use only the first N training prompts (0 = all)

@@ -33,7 +33,7 @@ defaults = dict(
     train_file="data/world/demos_train.jsonl",
     val_file="data/world/demos_val.jsonl",
     device="auto", dtype="auto", compile=False, seed=1337,
-    epochs=4, batch_size=32, lr=5e-4, min_lr_frac=0.1, warmup_steps=20, weight_decay=0.1,
+    epochs=3, batch_size=32, lr=1e-3, min_lr_frac=0.1, warmup_steps=20, weight_decay=0.1,
     beta2=0.99, grad_clip=1.0, dropout=0.1,
     block_size=0,             # 0 = the model's context; examples longer are cut from the prompt's left
     eval_interval=100, log_interval=10, n_samples=3, max_new_tokens=48,

@@ -205,3 +205,30 @@ def test_token_file_batches():
     g = torch.Generator().manual_seed(0)
     x, y = data.lm_batch(toks, 4, 16, g)
     assert x.shape == (4, 16) and torch.equal(y, x + 1)
+
+
+def test_ppo_first_update_is_the_policy_gradient():
+    """beta = 0, gamma = 0, one epoch, one minibatch: the ratio is 1 at the first update (the
+    sampler's log-probs are the policy's own), so the gradient of the clipped surrogate equals
+    the gradient of -mean(advantage * log pi) on the sampled responses."""
+    torch.manual_seed(0)
+    from nanoinstruct.model import GPT, GPTConfig, generate
+    policy = GPT(GPTConfig(vocab_size=64, block_size=64, n_layer=2, n_head=2, n_embd=32), verbose=False)
+    prompts = [[1, 2, 3, 4], [5, 6], [7, 8, 9]]
+    tokens, pmask, old_logprobs, mask = generate(policy, prompts, 10, 63, generator=torch.Generator().manual_seed(0))
+    Tp = pmask.size(1)
+    full = torch.cat([pmask, mask], 1)
+    pos = (full.long().cumsum(1) - 1).clamp(min=0)
+    advantages = rlhf.whiten(torch.randn(mask.shape), mask)
+
+    def new_logprobs():
+        logits = policy.lm_logits(policy(tokens, attn_mask=full, pos=pos)[:, Tp - 1:-1])
+        return rlhf.logprobs_from_logits(logits, tokens[:, Tp:])
+
+    lp = new_logprobs()
+    assert (torch.where(mask, lp - old_logprobs, 0.0)).abs().max() < 1e-5      # ratio 1
+    loss, clip_frac, _ = rlhf.policy_loss(lp, old_logprobs, advantages, mask)
+    g_ppo = torch.autograd.grad(loss, list(policy.parameters()))
+    g_pg = torch.autograd.grad(-rlhf.masked_mean(advantages * new_logprobs(), mask), list(policy.parameters()))
+    assert clip_frac == 0
+    assert all(torch.allclose(a, b, atol=1e-6, rtol=1e-4) for a, b in zip(g_ppo, g_pg))

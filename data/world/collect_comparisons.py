@@ -55,8 +55,8 @@ for b in range(0, len(jobs), cfg["batch_size"]):
                                              cfg["top_k"] or None, cfg["top_p"], generator=gen)
     for (i, _), t in zip(chunk, tokens[:, prompt_mask.size(1):].tolist()):
         samples[i].append(decode_response(enc, t))
-    print(f"\rsampled {min(b + cfg['batch_size'], len(jobs))}/{len(jobs)} responses ({time.time() - t0:.0f}s)", end="", flush=True)
-print()
+    if b % (10 * cfg["batch_size"]) == 0 or b + cfg["batch_size"] >= len(jobs):
+        print(f"sampled {min(b + cfg['batch_size'], len(jobs))}/{len(jobs)} responses ({time.time() - t0:.0f}s)", flush=True)
 
 # 2. labelers rank each prompt's distinct responses
 groups, dropped_dupes, dropped_prompts = [], 0, 0
