@@ -8,7 +8,7 @@
 # SFT samples) -> 2 reward model -> 3 PPO (ptx_coef=0) and PPO-ptx -> evaluate. Each stage's
 # output goes to OUT/<stage>/ and its log to OUT/logs/<stage>.log; the first failing stage stops
 # the run with its message. PRESET=DIR adds --config=DIR/<stage>.py to a stage when that file
-# exists (before run.sh's own paths, which win).
+# exists (before run.sh's own paths, which win; ppo_ptx uses ppo.py).
 # EXTRA_ARGS (e.g. "--device=cuda --compile=True") is added to every training script.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -22,7 +22,8 @@ T_START=$(date +%s)
 stage() {   # stage NAME SCRIPT ARGS...: run it, show and log its output, record its wall time
   local name=$1 script=$2; shift 2
   local preset=()
-  if [ -n "${PRESET:-}" ] && [ -f "$PRESET/$name.py" ]; then preset=("--config=$PRESET/$name.py"); fi
+  local file="${PRESET:-}/${name%_ptx}.py"   # ppo_ptx shares ppo's preset
+  if [ -n "${PRESET:-}" ] && [ -f "$file" ]; then preset=("--config=$file"); fi
   echo
   echo "=== [$name] $script ${preset[*]:-} $*  ($(( $(date +%s) - T_START ))s so far)"
   local t0; t0=$(date +%s.%N)

@@ -17,8 +17,10 @@ Deviations: the paper's batch is 512 prompts with 64-sample minibatches, one inn
 episodes, beta 0.02, gamma 27.8 (configs/paper_ppo.py). The default preset fits a few CPU
 minutes: 45 iterations of 64 rollouts, two epochs of 32-sample minibatches, and beta 0.1: our
 normalised RM scores spread over a few units, and at 0.02 the policy drifted far enough from
-SFT to exploit the small RM (its score rose while the gold score fell). ptx_coef is 1 with
-per-token mean losses on both sides; the paper's 27.8 belongs to its own loss scaling. Old
+SFT to exploit the small RM (its score rose while the gold score fell). ptx_coef is 0.2 with
+per-token mean losses on both sides (the paper's 27.8 belongs to its own loss scaling): at 1.0
+the pretraining gradient pulled the policy off its SFT behaviour (it began to refuse benign
+requests), while 0.2 already undoes the alignment tax. Old
 log-probs come from the sampler (no extra forward pass); the same temperature divides the
 logits for old, new and reference log-probs.
 
@@ -55,7 +57,7 @@ defaults = dict(
     no_eot_penalty=1.0,       # subtracted from the RM score of a response that never ends
     kl_coef=0.1, adaptive_kl=False, target_kl=6.0, kl_horizon=10000,    # beta (paper 0.02); Ziegler et al. 2019
     gamma=1.0, lam=0.95, clip_eps=0.2, value_clip_eps=0.2,
-    ptx_coef=1.0, ptx_batch_size=8, ptx_block_size=128,                 # gamma of eq. 2 (paper: 27.8)
+    ptx_coef=0.2, ptx_batch_size=8, ptx_block_size=128,                 # gamma of eq. 2 (paper: 27.8)
     log_samples=2, ckpt_interval=0,
 )
 cfg = common.get_config(defaults)
