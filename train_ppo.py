@@ -38,7 +38,7 @@ import torch
 
 from nanoinstruct import common, rlhf
 from nanoinstruct.data import lm_batch, open_tokens, read_jsonl
-from nanoinstruct.model import generate
+from nanoinstruct.model import generate, position_ids, response_logits
 from nanoinstruct.tokenizer import decode_response, encode_prompt, get_encoding
 
 # ----------------------------------------------------------------------------- config
@@ -93,21 +93,15 @@ value_optimizer = common.make_optimizer(value_model, cfg["value_lr"], cfg["weigh
 train_policy, train_value = common.maybe_compile(policy, cfg), common.maybe_compile(value_model, cfg)
 
 
-def response_logits(model, tokens, mask, pos, Tp):
-    """Logits that predict each response token: (B, Tn, V), read from positions Tp-1 .. end-1."""
-    h = model(tokens, attn_mask=mask, pos=pos)        # (B, Tp+Tn, C)
-    return model.lm_logits(h[:, Tp - 1:-1]).float() / cfg["temperature"]
-
-
 def ptx_loss():
     """The pretraining LM loss on a fresh batch of D_pretrain (eq. 2's gamma term, as a loss)."""
     x, y = lm_batch(ptx_tokens, cfg["ptx_batch_size"], cfg["ptx_block_size"], ptx_gen, device)
     return rlhf.ptx_loss(train_policy.lm_logits(train_policy(x)), y)
 
 
-def response_values(model, tokens, mask, pos, Tp):
-    """V(state before each response token), and the scalar at every position: (B, Tn)."""
-    h = model(tokens, attn_mask=mask, pos=pos)
+def response_values(model, tokens, mask, Tp):
+    """V(state before each response token): (B, Tn), read where response_logits reads."""
+    h = model(tokens, attn_mask=mask, pos=position_ids(mask))
     return model.scores(h[:, Tp - 1:-1]).float()
 
 
@@ -128,19 +122,19 @@ for it in range(cfg["iterations"]):
     policy.train()
     Tp = prompt_mask.size(1)
     full_mask = torch.cat([prompt_mask, mask], 1)                 # (B, Tp+Tn) real tokens
-    pos = (full_mask.long().cumsum(1) - 1).clamp(min=0)           # each sequence starts at position 0
     n_real = mask.sum(1)                                          # (B,) response lengths
     ended = (tokens[:, Tp:] == enc.eot_token).any(1)              # (B,) said end-of-text
 
     with torch.no_grad(), ctx:
         # 2. score: r_theta read at the last real response token (the end-of-text when it ended)
-        h = reward_model(tokens, attn_mask=full_mask, pos=pos)
+        h = reward_model(tokens, attn_mask=full_mask, pos=position_ids(full_mask))
         last = Tp + n_real - 1                                    # (B,)
         scores = reward_model.scores(h[torch.arange(len(last), device=device), last]).float()   # (B,)
         scores = scores - cfg["no_eot_penalty"] * (~ended).float()
         # 3. KL to the SFT reference: log pi_SFT of the sampled tokens, same temperature
-        ref_logprobs = rlhf.logprobs_from_logits(response_logits(ref_policy, tokens, full_mask, pos, Tp), tokens[:, Tp:])
-        values = response_values(value_model, tokens, full_mask, pos, Tp)   # (B, Tn) old values
+        ref_logits = response_logits(ref_policy, tokens, full_mask, Tp, cfg["temperature"])   # (B, Tn, V)
+        ref_logprobs = rlhf.logprobs_from_logits(ref_logits, tokens[:, Tp:])
+        values = response_values(value_model, tokens, full_mask, Tp)      # (B, Tn) old values
     # 4. advantages: per-token KL-penalised rewards, GAE over response tokens, whitening
     rewards, kl = rlhf.kl_penalized_rewards(logprobs, ref_logprobs, mask, scores, kl_coef)
     advantages, returns = rlhf.gae(rewards, values, mask, cfg["gamma"], cfg["lam"])
@@ -151,9 +145,9 @@ for it in range(cfg["iterations"]):
     B = tokens.size(0)
     minibatches = [mb for _ in range(cfg["ppo_epochs"]) for mb in torch.randperm(B, device=device).split(cfg["minibatch_size"])]
     for mb in minibatches:
-        b_tokens, b_mask, b_full, b_pos = tokens[mb], mask[mb], full_mask[mb], pos[mb]
+        b_tokens, b_mask, b_full = tokens[mb], mask[mb], full_mask[mb]
         with ctx:
-            logits = response_logits(train_policy, b_tokens, b_full, b_pos, Tp)          # (b, Tn, V)
+            logits = response_logits(train_policy, b_tokens, b_full, Tp, cfg["temperature"])   # (b, Tn, V)
             new_logprobs = rlhf.logprobs_from_logits(logits, b_tokens[:, Tp:])
             pg_loss, clip_frac, approx_kl = rlhf.policy_loss(new_logprobs, logprobs[mb], advantages[mb], b_mask, cfg["clip_eps"])
             # 6. ptx: + gamma * (LM loss on a pretraining batch), in the same step (eq. 2's second term)
@@ -164,7 +158,7 @@ for it in range(cfg["iterations"]):
         optimizer.zero_grad(set_to_none=True)
 
         with ctx:
-            new_values = response_values(train_value, b_tokens, b_full, b_pos, Tp)
+            new_values = response_values(train_value, b_tokens, b_full, Tp)
         v_loss, v_clip = rlhf.value_loss(new_values, values[mb], returns[mb], b_mask, cfg["value_clip_eps"])
         v_loss.backward()
         torch.nn.utils.clip_grad_norm_(value_model.parameters(), cfg["grad_clip"])

@@ -168,6 +168,20 @@ class GPT(nn.Module):
 
 
 
+def position_ids(mask):
+    """(B, T) bool mask of real tokens -> (B, T) position ids that start at 0 on each sequence's
+    first real token (left padding shifts nothing); pads get 0."""
+    return (mask.long().cumsum(1) - 1).clamp(min=0)
+
+
+def response_logits(model, tokens, mask, n_prompt, temperature=1.0):
+    """Logits that predict each response token of left-padded prompt + response sequences, as
+    `generate` lays them out: tokens and mask (B, Tp + Tn), n_prompt = Tp -> (B, Tn, V) float32,
+    divided by the sampling temperature (PPO's old, new and reference log-probs all use it)."""
+    h = model(tokens, attn_mask=mask, pos=position_ids(mask))     # (B, Tp + Tn, C)
+    return model.lm_logits(h[:, n_prompt - 1:-1]).float() / temperature
+
+
 def filter_logits(logits, top_k=None, top_p=None):
     """Top-k then nucleus (top-p, Holtzman et al. 2020) filtering of (B, V) logits: removed
     tokens get -inf. Only the sampling distribution is filtered, never the returned log-probs."""
@@ -212,7 +226,7 @@ def generate(model, prompts, max_new_tokens, eot_id, temperature=1.0, top_k=None
     for i, p in enumerate(prompts):
         tokens[i, Tp - len(p):Tp] = torch.tensor(p, dtype=torch.long, device=device)
         attn_mask[i, Tp - len(p):Tp] = True
-    pos = (attn_mask[:, :Tp].long().cumsum(1) - 1).clamp(min=0)   # (B, Tp)
+    pos = position_ids(attn_mask[:, :Tp])                          # (B, Tp)
     cache = KVCache(model.config.n_layer, Tp + max_new_tokens)
     h = model(tokens[:, :Tp], attn_mask=attn_mask[:, :Tp], pos=pos, kv_cache=cache)
     next_pos = pos[:, -1:] + 1                                      # (B, 1)

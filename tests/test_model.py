@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nanoinstruct.model import GPT, GPTConfig, KVCache, filter_logits, generate
+from nanoinstruct.model import GPT, GPTConfig, KVCache, filter_logits, generate, position_ids
 
 EOT = 63
 
@@ -44,7 +44,7 @@ def test_kv_cache_matches_full_forward_ragged():
     cont = torch.randint(0, 63, (3, 5))
     full = torch.cat([x, cont], 1)
     full_mask = torch.cat([mask, torch.ones(3, 5, dtype=torch.bool)], 1)
-    pos = (full_mask.long().cumsum(1) - 1).clamp(min=0)
+    pos = position_ids(full_mask)
     with torch.no_grad():
         ref = m.lm_logits(m(full, attn_mask=full_mask, pos=pos))
         cache = KVCache(m.config.n_layer, full.size(1))

@@ -212,18 +212,16 @@ def test_ppo_first_update_is_the_policy_gradient():
     sampler's log-probs are the policy's own), so the gradient of the clipped surrogate equals
     the gradient of -mean(advantage * log pi) on the sampled responses."""
     torch.manual_seed(0)
-    from nanoinstruct.model import GPT, GPTConfig, generate
+    from nanoinstruct.model import GPT, GPTConfig, generate, response_logits
     policy = GPT(GPTConfig(vocab_size=64, block_size=64, n_layer=2, n_head=2, n_embd=32), verbose=False)
     prompts = [[1, 2, 3, 4], [5, 6], [7, 8, 9]]
     tokens, pmask, old_logprobs, mask = generate(policy, prompts, 10, 63, generator=torch.Generator().manual_seed(0))
     Tp = pmask.size(1)
     full = torch.cat([pmask, mask], 1)
-    pos = (full.long().cumsum(1) - 1).clamp(min=0)
     advantages = rlhf.whiten(torch.randn(mask.shape), mask)
 
-    def new_logprobs():
-        logits = policy.lm_logits(policy(tokens, attn_mask=full, pos=pos)[:, Tp - 1:-1])
-        return rlhf.logprobs_from_logits(logits, tokens[:, Tp:])
+    def new_logprobs():   # what train_ppo.py computes for the policy
+        return rlhf.logprobs_from_logits(response_logits(policy, tokens, full, Tp), tokens[:, Tp:])
 
     lp = new_logprobs()
     assert (torch.where(mask, lp - old_logprobs, 0.0)).abs().max() < 1e-5      # ratio 1
