@@ -119,7 +119,6 @@ for it in range(cfg["iterations"]):
     with ctx:
         tokens, prompt_mask, logprobs, mask = generate(policy, prompt_ids, cfg["max_new_tokens"], enc.eot_token,
                                                        temperature=cfg["temperature"], generator=sample_gen)
-    policy.train()
     Tp = prompt_mask.size(1)
     full_mask = torch.cat([prompt_mask, mask], 1)                 # (B, Tp+Tn) real tokens
     n_real = mask.sum(1)                                          # (B,) response lengths
