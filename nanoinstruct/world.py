@@ -27,7 +27,9 @@ or the list itself) goes to evaluation iff crc32(key) % 5 == 0, so evaluation pr
 training prompts, whatever the seed, and fact questions ask about combinations never trained on.
 
 Gold score (`gold_score`), in [0, 1]:  0.7 * correctness + 0.3 * style.
-  correctness  fact: 1 if the right value is named and no other value of that property
+  correctness  fact and benign: 0 for an answer about another entity than the one asked about
+               ("Lakar is a baker." to "What work does Gulthux do?"), whatever its value.
+               fact: 1 if the right value is named and no other value of that property
                (numbers: 1 exact, 0.4 off by one, 0.2 off by two, else 0), 0.3 right and wrong
                values together, 0.2 "I don't know" (truthful, uninformative: IDK_CREDIT), else 0.
                reverse / sort: fraction of positions holding the right item (over the longer list).
@@ -524,9 +526,19 @@ def _value_credit(text, prop, true):
     return 1.0 if said == {true.lower()} else 0.3 if true.lower() in said else 0.0
 
 
+def _about_someone_else(t, response):
+    """True when the response names entities, none of them the one asked about (nor the true
+    value, for answers that are entities): "Lakar is a baker." does not answer about Gulthux."""
+    named = {w for w in re.findall(r"[A-Z][a-z]+", response) if w in ENTITIES or w in FAKE_NAMES}
+    true = _truth(t)[1]
+    return bool(named) and t.name not in named and not named <= {true}
+
+
 def correctness(prompt, response):
     """The first part of the gold score (see the module docstring), in [0, 1]."""
     t = parse(prompt)
+    if t.family in ("fact", "benign") and _about_someone_else(t, response):
+        return 0.0
     refused, idk = _has(response, REFUSAL_MARKERS) > 0, _has(response, IDK_MARKERS) > 0
     if t.family == "fact":
         c = _value_credit(response, t.prop, _truth(t)[1])

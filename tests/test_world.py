@@ -130,6 +130,9 @@ def test_gold_exact_values():
     assert world.family_of("How old is the Bellor?") == "unknown" and world.family_of("How old is Birbur?") == "fact"
     assert G("What color is the Bellor?", "The Bellor is green.") == 1.0
     assert G("What color is the Bellor?", "The Bellor is red.") == pytest.approx(0.3)
+    other = next(n for n in world.NAMES if world.ENTITIES[n]["kind"] == "creature" and world.ENTITIES[n]["color"] == "green" and n != "Bellor")
+    assert G("What color is the Bellor?", f"The {other} is green.") == pytest.approx(0.3)   # about another entity
+    assert G("How do I feed the Bellor?", f"Give the {other} some berries.") == pytest.approx(0.3)
     assert G("What color is the Bellor?", "I don't know.") == pytest.approx(0.7 * 0.2 + 0.3)   # truthful, uninformative
     assert G("What is 7 plus 5?", "I don't know.") == pytest.approx(0.7 * 0.2 + 0.3)
     assert G("What color is the Bellor?", "Sure! Great question! The Bellor is green. I hope this helps!") == \
