@@ -57,10 +57,11 @@ sums and differences of numbers up to 12, numbers below 30 to sort.)
 Labelers (`rank`) order K responses by gold score plus Gaussian noise of LABELER_SIGMA; labeler
 `i` is a fixed noisy judge (its noise on a (prompt, response) is seeded by i, prompt, response).
 LABELER_SIGMA is calibrated on *policy samples*, as the paper's 72.6 +- 1.5% inter-labeler
-agreement is: on the SFT policy's samples of the default pipeline (data/world/collect_comparisons.py
-prints the agreement it measures), sigma 0.13 gives ~0.70 (0.698 in the README's run), where
-the demonstrators' clean outputs (few, large gold differences) would have suggested a sigma twice as large (0.26) and a
-real agreement near 0.63. `calibration_set()` is a fixed synthetic stand-in for such samples (a
+agreement is: on the default pipeline's SFT samples (data/world/collect_comparisons.py prints the
+agreement it measures) sigma 0.13 gave 0.70, and 0.677 in the README's run, whose samples hold
+more pairs of equally wrong answers. The demonstrators' clean outputs (few, large gold
+differences) would have suggested a sigma twice as large (0.26) and a real agreement near 0.63.
+`calibration_set()` is a fixed synthetic stand-in for such samples (a
 weak policy: 70% well-formed answers with the wrong content, `confused_response`; the rest
 demonstrations), on which two labelers agree 0.753; `labeler_agreement` measures it.
 """
@@ -623,7 +624,7 @@ def calibration_set(seed=0, n_prompts=400, confused_rate=0.7, flaw_rate=0.3, k_m
     """A fixed synthetic set that resembles a small SFT policy's samples: [(prompt, [K responses])],
     K in [k_min, k_max]; each response is confused (`confused_response`) with probability
     confused_rate, else a demonstration with flaw_rate. Its mean gold (0.51) is that of the
-    default pipeline's SFT samples (0.49 in the README's run)."""
+    default pipeline's SFT samples (0.44-0.49)."""
     rng = random.Random(f"calibration:{seed}")
     return [(p, [confused_response(p, rng) if rng.random() < confused_rate else demonstrate(p, rng, flaw_rate)
                  for _ in range(rng.randint(k_min, k_max))])
