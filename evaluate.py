@@ -30,7 +30,7 @@ import torch  # noqa: E402
 
 from nanoinstruct import common, rlhf  # noqa: E402
 from nanoinstruct.data import lm_batch, open_tokens, read_jsonl  # noqa: E402
-from nanoinstruct.model import generate, position_ids, response_logits  # noqa: E402
+from nanoinstruct.model import generate, last_token_scores, response_logits  # noqa: E402
 from nanoinstruct.tokenizer import decode_response, encode_prompt, get_encoding  # noqa: E402
 
 # ----------------------------------------------------------------------------- config
@@ -83,8 +83,7 @@ def sample_and_score(model, seed):
             Tp = pmask.size(1)
             full = torch.cat([pmask, mask], 1)
             sft_logits = response_logits(sft, tokens, full, Tp, cfg["temperature"])
-            h = reward_model(tokens, attn_mask=full, pos=position_ids(full))
-            rm = reward_model.scores(h[torch.arange(len(chunk), device=device), Tp + mask.sum(1) - 1]).float()
+            rm = last_token_scores(reward_model, tokens, Tp + mask.sum(1) - 1, full)
         ref_logprobs = rlhf.logprobs_from_logits(sft_logits, tokens[:, Tp:])
         out["kl"] += torch.where(mask, logprobs - ref_logprobs, 0.0).sum(1).tolist()
         out["rm"] += rm.tolist()

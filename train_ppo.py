@@ -38,7 +38,7 @@ import torch
 
 from nanoinstruct import common, rlhf
 from nanoinstruct.data import lm_batch, open_tokens, read_jsonl
-from nanoinstruct.model import generate, position_ids, response_logits
+from nanoinstruct.model import generate, last_token_scores, position_ids, response_logits
 from nanoinstruct.tokenizer import decode_response, encode_prompt, get_encoding
 
 # ----------------------------------------------------------------------------- config
@@ -126,9 +126,7 @@ for it in range(cfg["iterations"]):
 
     with torch.no_grad(), ctx:
         # 2. score: r_theta read at the last real response token (the end-of-text when it ended)
-        h = reward_model(tokens, attn_mask=full_mask, pos=position_ids(full_mask))
-        last = Tp + n_real - 1                                    # (B,)
-        scores = reward_model.scores(h[torch.arange(len(last), device=device), last]).float()   # (B,)
+        scores = last_token_scores(reward_model, tokens, Tp + n_real - 1, full_mask)   # (B,)
         scores = scores - cfg["no_eot_penalty"] * (~ended).float()
         # 3. KL to the SFT reference: log pi_SFT of the sampled tokens, same temperature
         ref_logits = response_logits(ref_policy, tokens, full_mask, Tp, cfg["temperature"])   # (B, Tn, V)

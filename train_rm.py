@@ -26,6 +26,7 @@ import torch
 
 from nanoinstruct import common
 from nanoinstruct.data import comparison_batch, encode_example, pad_right, read_jsonl
+from nanoinstruct.model import last_token_scores
 from nanoinstruct.rlhf import pairs_from_ranking, ranking_accuracy, ranking_loss
 from nanoinstruct.tokenizer import get_encoding
 
@@ -79,10 +80,9 @@ def batches(rows, batch_size):
 def rewards_of(m, x, last, rows):
     """r_theta at each response's last real token (its EOT), laid out per prompt best -> worst:
     rewards (N, Kmax) and the matching ranking (N, Kmax) = 0..K_n-1, -1 on padding."""
-    h = m(x)                                                       # (sum K, T, C)
-    r = m.scores(h[torch.arange(len(last), device=device), last])  # (sum K,) read at the EOT
+    r = last_token_scores(m, x, last)                              # (sum K,) read at the EOT
     ranking = torch.where(rows >= 0, torch.arange(rows.size(1), device=device), -1)
-    return r.float()[rows.clamp(min=0)], ranking                   # (N, Kmax) each
+    return r[rows.clamp(min=0)], ranking                           # (N, Kmax) each
 
 
 def gold_agreement(scores, gold, ranking):
@@ -168,8 +168,7 @@ def mean_demo_reward(demos):
         x, lengths = pad_right(ex, enc.eot_token)
         x, lengths = x.to(device), lengths.to(device)
         with ctx:
-            h = model(x)
-            total += model.scores(h[torch.arange(len(ex), device=device), lengths - 1]).float().sum().item()
+            total += last_token_scores(model, x, lengths - 1).sum().item()
     return total / len(demos)
 
 

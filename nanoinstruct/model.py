@@ -182,6 +182,14 @@ def response_logits(model, tokens, mask, n_prompt, temperature=1.0):
     return model.lm_logits(h[:, n_prompt - 1:-1]).float() / temperature
 
 
+def last_token_scores(model, tokens, last, mask=None):
+    """A scalar-head model's r(x, y), read at each sequence's last real token (its end-of-text):
+    tokens (B, T), last (B,) index of that token -> (B,) float32. mask: (B, T) real tokens, for
+    left-padded prompts (None: right padding only, which causal attention already ignores)."""
+    h = model(tokens, attn_mask=mask, pos=None if mask is None else position_ids(mask))   # (B, T, C)
+    return model.scores(h[torch.arange(len(last), device=tokens.device), last]).float()
+
+
 def filter_logits(logits, top_k=None, top_p=None):
     """Top-k then nucleus (top-p, Holtzman et al. 2020) filtering of (B, V) logits: removed
     tokens get -inf. Only the sampling distribution is filtered, never the returned log-probs."""

@@ -141,14 +141,14 @@ def test_reward_read_at_eot_for_ragged_padded_batch():
     as scoring it alone without padding, and not one position off."""
     torch.manual_seed(0)
     enc = tokenizer.encoding_from_ranks(tokenizer.train_bpe("Human: Assistant: a b c d e f g h", 270))
-    from nanoinstruct.model import GPT, GPTConfig
+    from nanoinstruct.model import GPT, GPTConfig, last_token_scores
     rm = GPT(GPTConfig(vocab_size=enc.n_vocab, block_size=64, n_layer=2, n_head=2, n_embd=32, scalar_head=True), verbose=False)
     comps = [{"prompt": "a b", "responses": ["c", "d e f g h", "e f"], "ranking": [1, 2, 0]},
              {"prompt": "a b c d e", "responses": ["f", "g h"], "ranking": [0, 1]}]
     x, last, rows, gold, _ = data.comparison_batch(comps, enc, 64)
     assert (x[torch.arange(len(last)), last] == enc.eot_token).all()
     with torch.no_grad():
-        batched = rm.scores(rm(x))[torch.arange(len(last)), last]
+        batched = last_token_scores(rm, x, last)                     # what train_rm.py reads
         for n, c in enumerate(comps):
             for slot, idx in enumerate(c["ranking"]):
                 ids, _, _ = data.encode_example(enc, c["prompt"], c["responses"][idx], 64)
