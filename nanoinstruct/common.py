@@ -101,14 +101,23 @@ def get_device(name="auto"):
     return "cpu"
 
 
+def cpu_has_bf16():
+    """Whether this CPU has native bf16 matmuls (torch's own checks; absent in old torch: no)."""
+    checks = [getattr(torch.cpu, n, None) for n in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(c() for c in checks if c is not None)
+
+
 def setup(cfg):
     """Seed, pick the device and the one autocast context. Returns (device, autocast_ctx, dtype).
-    dtype "auto": bfloat16 on CUDA GPUs that have it, float32 elsewhere (CPU bf16 is slow)."""
+    dtype "auto": bfloat16 autocast where the hardware computes in bf16 natively (CUDA GPUs that
+    have it; CPUs with AVX512-BF16 or AMX: ~1.45x faster training steps on 2 cores, bench.py),
+    float32 elsewhere (emulated bf16 is slower than float32)."""
     torch.manual_seed(cfg["seed"])
     device = get_device(cfg["device"])
     dtype = cfg["dtype"]
     if dtype == "auto":
-        dtype = "bfloat16" if device == "cuda" and torch.cuda.is_bf16_supported() else "float32"
+        dtype = "bfloat16" if (torch.cuda.is_bf16_supported() if device == "cuda" else
+                               device == "cpu" and cpu_has_bf16()) else "float32"
     if dtype not in ("float32", "bfloat16", "float16"):
         die(f"--dtype={dtype}: expected float32, bfloat16, float16 or auto")
     if device == "cuda":

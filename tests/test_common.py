@@ -81,6 +81,20 @@ def test_load_model_adds_fresh_scalar_head(tmp_path):
     assert torch.equal(rm.transformer.wte.weight, m.transformer.wte.weight)
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_dtype_is_bf16_only_where_native(monkeypatch, native):
+    """dtype=auto: bf16 autocast on a CPU with native bf16 matmuls, float32 on one without
+    (emulated bf16 is slower); an explicit dtype always wins."""
+    monkeypatch.setattr(common, "cpu_has_bf16", lambda: native)
+    cfg = {"seed": 0, "device": "cpu", "dtype": "auto"}
+    device, ctx, dtype = common.setup(cfg)
+    assert device == "cpu" and dtype == ("bfloat16" if native else "float32")
+    with ctx:
+        y = torch.nn.Linear(4, 4)(torch.ones(2, 4))
+    assert y.dtype == (torch.bfloat16 if native else torch.float32)
+    assert common.setup({**cfg, "dtype": "float32"})[2] == "float32"
+
+
 def test_cosine_schedule():
     lrs = [common.cosine_lr(s, 100, 1.0, warmup_steps=10, min_lr_frac=0.1) for s in range(101)]
     assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
