@@ -58,8 +58,9 @@ Labelers (`rank`) order K responses by gold score plus Gaussian noise of LABELER
 `i` is a fixed noisy judge (its noise on a (prompt, response) is seeded by i, prompt, response).
 LABELER_SIGMA is calibrated on *policy samples*, as the paper's 72.6 +- 1.5% inter-labeler
 agreement is: on the default pipeline's SFT samples (data/world/collect_comparisons.py prints the
-agreement it measures) sigma 0.13 gave 0.70, and 0.677 in the README's run, whose samples hold
-more pairs of equally wrong answers. The demonstrators' clean outputs (few, large gold
+agreement it measures) sigma 0.13 gave 0.70 when it was set; it moves with the policy, because
+pairs of equally wrong answers are ordered at random: 0.677 from a weaker SFT policy, 0.772 from
+the current default's (README). The demonstrators' clean outputs (few, large gold
 differences) would have suggested a sigma twice as large (0.26) and a real agreement near 0.63.
 `calibration_set()` is a fixed synthetic stand-in for such samples (a
 weak policy: 70% well-formed answers with the wrong content, `confused_response`; the rest
