@@ -72,6 +72,11 @@ import zlib
 from collections import namedtuple
 
 WORLD_SEED = 2022
+# the sizes of the skills, shared by the corpus narration and the prompts (tune them together)
+MAX_OPERAND = 12        # sums and differences of numbers 0..12
+SORT_BELOW = 30         # numbers to sort are below 30
+LIST_LEN = (2, 4)       # items to reverse or sort
+COUNT_LEN = (2, 5)      # items to count
 LABELER_SIGMA = 0.13   # calibrated on the default pipeline's SFT samples: agreement ~0.72 (module docstring)
 
 COLORS = ["red", "blue", "green", "yellow", "purple", "orange", "white", "black"]
@@ -297,9 +302,9 @@ def filler_sentence(rng):
     no to harm, kindness), consistent with the facts."""
     person, c, place = rng.choice(_BY_KIND["person"]), rng.choice(_BY_KIND["creature"]), rng.choice(_BY_KIND["place"])
     item = rng.choice(ITEMS)
-    a, b = rng.randint(0, 12), rng.randint(0, 12)
-    xs = rng.sample(ITEMS, rng.randint(2, 4))
-    ns = rng.sample(range(30), rng.randint(2, 4))
+    a, b = rng.randint(0, MAX_OPERAND), rng.randint(0, MAX_OPERAND)
+    xs = rng.sample(ITEMS, rng.randint(*LIST_LEN))
+    ns = rng.sample(range(SORT_BELOW), rng.randint(*LIST_LEN))
     choices = [
         f"{person} walked to {place} with {ref(c)}.",
         f"{person} found a {item} near the river.",
@@ -354,8 +359,8 @@ def _keys():
         kind = sorted(PROPS)[i % len(PROPS)]
         for p in PROPS[kind]:
             keys["unknown"][_split(f"{name}|{p}")].append((name, kind, p))
-    for a in range(13):
-        for b in range(13):
+    for a in range(MAX_OPERAND + 1):
+        for b in range(MAX_OPERAND + 1):
             for op in ("plus", "minus") if a >= b else ("plus",):
                 keys["arithmetic"][_split(f"{a}{op}{b}")].append((a, op, b))
     return keys
@@ -377,11 +382,11 @@ def make_prompt(family, rng, split="train"):
         return rng.choice(TRANSFORMS[op]).format(a=a, b=b)
     while True:   # lists: resample until the list's key falls on the wanted side
         if family == "sort":
-            x = ", ".join(str(v) for v in rng.sample(range(30), rng.randint(2, 4)))
+            x = ", ".join(str(v) for v in rng.sample(range(SORT_BELOW), rng.randint(*LIST_LEN)))
         elif family == "reverse":
-            x = ", ".join(rng.sample(ITEMS, rng.randint(2, 4)))
+            x = ", ".join(rng.sample(ITEMS, rng.randint(*LIST_LEN)))
         else:
-            x = ", ".join(rng.choice(ITEMS) for _ in range(rng.randint(2, 5)))
+            x = ", ".join(rng.choice(ITEMS) for _ in range(rng.randint(*COUNT_LEN)))
         if _split(x) == split:
             return rng.choice(TRANSFORMS[family]).format(x=x)
 
@@ -612,12 +617,12 @@ def confused_response(prompt, rng):
     list, a random number, a wrong fact, an invented value, compliance)."""
     t = parse(prompt)
     if t.family in ("reverse", "sort"):
-        pool = ITEMS if t.family == "reverse" else [str(v) for v in range(30)]
+        pool = ITEMS if t.family == "reverse" else [str(v) for v in range(SORT_BELOW)]
         return ", ".join(rng.choice(pool) for _ in t.items) + "."
     if t.family == "count":
         return f"There are {rng.randint(1, 12)} items."
     if t.family == "arithmetic":
-        return f"{t.a} {t.op} {t.b} is {rng.randint(0, 24)}."
+        return f"{t.a} {t.op} {t.b} is {rng.randint(0, 2 * MAX_OPERAND)}."
     return flawed_response(prompt, {"fact": "wrong", "benign": "wrong", "unknown": "invented", "harmful": "comply"}[t.family], rng)
 
 
