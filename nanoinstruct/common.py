@@ -116,8 +116,8 @@ def setup(cfg):
     device = get_device(cfg["device"])
     dtype = cfg["dtype"]
     if dtype == "auto":
-        dtype = "bfloat16" if (torch.cuda.is_bf16_supported() if device == "cuda" else
-                               device == "cpu" and cpu_has_bf16()) else "float32"
+        native_bf16 = {"cuda": torch.cuda.is_bf16_supported, "cpu": cpu_has_bf16}.get(device)
+        dtype = "bfloat16" if native_bf16 is not None and native_bf16() else "float32"
     if dtype not in ("float32", "bfloat16", "float16"):
         die(f"--dtype={dtype}: expected float32, bfloat16, float16 or auto")
     if device == "cuda":
