@@ -9,6 +9,8 @@ PPO-ptx, on the default world's evaluation prompts (never seen in training):
     an independent SFT sample for the same prompt; ties reported apart, the win rate among the
     non-tied pairs with a Wilson 95% interval (the paper's comparisons are forced choices). SFT's
     own row compares two independent SFT samples, a check that the method gives ~0.5;
+  - the mean gold difference to that same SFT sample, prompt by prompt, with a 95% interval:
+    unlike the win rate it weighs how much better or worse each answer is (SFT's own row: ~0);
   - the reward model's mean score and the KL to SFT (sum over response tokens, nats);
   - the LM loss on the pretraining val split: the alignment tax, and what ptx buys back;
   - the reward model's val accuracy against labelers and against gold, beside the labelers'
@@ -122,9 +124,11 @@ for n, (model, _) in policies.items():
     t0 = time.time()
     s = sample_and_score(model, cfg["seed"])
     wr = rlhf.win_rate(s["gold"], baseline["gold"])
+    diff = rlhf.paired_difference(s["gold"], baseline["gold"])
     report["policies"][n] = {
         "gold_score": mean(s["gold"]), "gold_by_family": by_group(s["gold"], families),
         "gold_by_aim": by_group(s["gold"], aims),
+        "gold_vs_sft": diff["mean"], "gold_vs_sft_ci95": diff["ci95"] and list(diff["ci95"]),
         "win_rate_vs_sft": wr["win_rate"], "win_rate_ci95": list(wr["ci95"]), "tie_rate_vs_sft": wr["tie_rate"],
         "wins_losses_ties": [wr["wins"], wr["losses"], wr["ties"]],
         "win_rate_by_aim": {a: rlhf.win_rate([g for g, k in zip(s["gold"], aims) if k == a],
@@ -133,7 +137,7 @@ for n, (model, _) in policies.items():
         "rm_score": mean(s["rm"]), "kl_to_sft": mean(s["kl"]), "pretrain_val_loss": pretrain_val_loss(model)}
     samples[n] = s["texts"]
     p = report["policies"][n]
-    print(f"{n:8s} gold {p['gold_score']:.3f} | win vs SFT {p['win_rate_vs_sft']:.3f} "
+    print(f"{n:8s} gold {p['gold_score']:.3f} ({p['gold_vs_sft']:+.3f} vs SFT) | win vs SFT {p['win_rate_vs_sft']:.3f} "
           f"[{p['win_rate_ci95'][0]:.2f}, {p['win_rate_ci95'][1]:.2f}] ties {p['tie_rate_vs_sft']:.2f} | "
           f"RM {p['rm_score']:+.3f} | KL {p['kl_to_sft']:.2f} | ptx val loss {p['pretrain_val_loss']:.4f} | {time.time() - t0:.0f}s")
 
@@ -202,11 +206,12 @@ fig.savefig(os.path.join(eval_dir, "win_rates.png"), dpi=110)
 
 # ----------------------------------------------------------------------------- report.md
 P = report["policies"]
-lines = ["| policy | gold score | win rate vs SFT [95% CI] | ties | RM score | KL to SFT | pretrain val loss |",
-         "| --- | --- | --- | --- | --- | --- | --- |"]
+lines = ["| policy | gold score | gold - SFT's [95% CI] | win rate vs SFT [95% CI] | ties | RM score | KL to SFT | pretrain val loss |",
+         "| --- | --- | --- | --- | --- | --- | --- | --- |"]
 for n in names:
     p = P[n]
-    lines.append(f"| {n} | {p['gold_score']:.3f} | {p['win_rate_vs_sft']:.3f} [{p['win_rate_ci95'][0]:.3f}, "
+    ci = "[{:+.3f}, {:+.3f}]".format(*p["gold_vs_sft_ci95"]) if p["gold_vs_sft_ci95"] else "(one prompt)"
+    lines.append(f"| {n} | {p['gold_score']:.3f} | {p['gold_vs_sft']:+.3f} {ci} | {p['win_rate_vs_sft']:.3f} [{p['win_rate_ci95'][0]:.3f}, "
                  f"{p['win_rate_ci95'][1]:.3f}] | {p['tie_rate_vs_sft']:.2f} | {p['rm_score']:+.3f} | "
                  f"{p['kl_to_sft']:.2f} | {p['pretrain_val_loss']:.4f} |")
 fams = sorted(set(families))

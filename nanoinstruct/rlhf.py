@@ -248,3 +248,20 @@ def win_rate(scores_a, scores_b, tol=1e-9, z=1.959964):
     center = (p + z * z / (2 * n)) / denom
     half = z / denom * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
     return {**out, "win_rate": p, "ci95": (max(0.0, center - half), min(1.0, center + half))}
+
+
+def paired_difference(scores_a, scores_b, z=1.959964):
+    """Mean of a_i - b_i over the same prompts, with a normal-approximation 95% interval:
+    mean +- z * sd / sqrt(n), sd the unbiased standard deviation of the differences. Beside
+    win_rate: a win rate counts only the sign of each pair, so many small gains and a few large
+    losses look alike; the mean difference in gold keeps their size. Pairing by prompt removes
+    the prompts' own difficulty from the noise. Returns dict(mean, ci95); n < 2 gives ci95 None."""
+    a, b = [float(x) for x in scores_a], [float(x) for x in scores_b]
+    if len(a) != len(b):
+        raise ValueError(f"paired_difference: {len(a)} scores vs {len(b)} scores")
+    d = [x - y for x, y in zip(a, b)]
+    m = sum(d) / len(d) if d else 0.0
+    if len(d) < 2:
+        return {"mean": m, "ci95": None}
+    half = z * math.sqrt(sum((x - m) ** 2 for x in d) / (len(d) - 1) / len(d))
+    return {"mean": m, "ci95": (m - half, m + half)}

@@ -256,3 +256,19 @@ def test_win_rate_wilson():
     # all wins: the upper bound is 1 but the lower bound stays below 1 (normal approx. would not)
     allwin = rlhf.win_rate([1.0] * 5, [0.0] * 5)
     assert allwin["win_rate"] == 1.0 and allwin["ci95"][1] == pytest.approx(1.0) and allwin["ci95"][0] < 0.6
+
+
+def test_paired_difference():
+    # differences 1, 2, 3, 4: mean 2.5, unbiased sd sqrt(5/3), half-width z * sd / 2
+    out = rlhf.paired_difference([1.0, 3.0, 3.0, 5.0], [0.0, 1.0, 0.0, 1.0])
+    half = 1.959964 * math.sqrt(5 / 3) / 2
+    assert out["mean"] == pytest.approx(2.5)
+    assert out["ci95"] == pytest.approx((2.5 - half, 2.5 + half), rel=1e-9)
+    # pairing matters: the same scores shuffled against each other give another answer
+    assert rlhf.paired_difference([1.0, 3.0, 3.0, 5.0], [1.0, 0.0, 1.0, 0.0])["mean"] == pytest.approx(2.5)
+    assert rlhf.paired_difference([1.0, 3.0, 3.0, 5.0], [1.0, 0.0, 1.0, 0.0])["ci95"] != pytest.approx(out["ci95"])
+    # identical policies: zero with a zero-width interval; one prompt: no interval; ragged: an error
+    assert rlhf.paired_difference([0.2, 0.7], [0.2, 0.7]) == {"mean": 0.0, "ci95": (0.0, 0.0)}
+    assert rlhf.paired_difference([0.9], [0.4]) == {"mean": pytest.approx(0.5), "ci95": None}
+    with pytest.raises(ValueError):
+        rlhf.paired_difference([1.0, 2.0], [1.0])

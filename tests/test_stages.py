@@ -48,6 +48,8 @@ def test_pipeline_report_well_formed(micro):
             assert finite(p[key]), (name, key, p[key])
         lo, hi = p["win_rate_ci95"]
         assert 0 <= lo <= p["win_rate_vs_sft"] <= hi <= 1
+        lo, hi = p["gold_vs_sft_ci95"]
+        assert lo <= p["gold_vs_sft"] <= hi and -1 <= p["gold_vs_sft"] <= 1
         assert p["gold_by_family"] and all(finite(v) for v in p["gold_by_family"].values())
     assert {"val_accuracy", "gold_accuracy", "labeler_agreement"} <= set(report["reward_model"])
     assert finite(report["reward_model"]["val_accuracy"]) and finite(report["reward_model"]["labeler_agreement"])
