@@ -3,14 +3,16 @@
 Paper section 4 compares policies by how often labelers prefer their outputs to a baseline's
 (the 175B SFT model), reports results per category (helpfulness, truthfulness, harmlessness),
 and measures the "alignment tax" on public NLP datasets. Here, for the base model, SFT, PPO and
-PPO-ptx, on the default world's evaluation prompts (never seen in training):
+PPO-ptx, on the default world's evaluation prompts (never seen in training), each sampled
+samples_per_prompt times (default 4), as is an independent set of SFT samples (the baseline):
   - the mean gold score, overall, per task family and per aim (helpful / honest / harmless);
-  - the win rate against SFT, judged by the gold score: each policy's sample for a prompt against
-    an independent SFT sample for the same prompt; ties reported apart, the win rate among the
-    non-tied pairs with a Wilson 95% interval (the paper's comparisons are forced choices). SFT's
-    own row compares two independent SFT samples, a check that the method gives ~0.5;
-  - the mean gold difference to that same SFT sample, prompt by prompt, with a 95% interval:
-    unlike the win rate it weighs how much better or worse each answer is (SFT's own row: ~0);
+  - the win rate against SFT, judged by the gold score: each policy's first sample for a prompt
+    against the baseline's first sample for it, one forced choice per prompt as the paper's; ties
+    reported apart, the win rate among the non-tied pairs with a Wilson 95% interval. SFT's own
+    row compares two independent SFT samples, a check that the method gives ~0.5;
+  - the gold difference to the baseline: per prompt, the mean gold of the policy's samples minus
+    that of the baseline's, averaged over prompts, with a 95% interval. It weighs how much better
+    or worse each answer is, and averaging several samples per prompt narrows it (SFT's row: ~0);
   - the reward model's mean score and the KL to SFT (sum over response tokens, nats);
   - the LM loss on the pretraining val split: the alignment tax, and what ptx buys back;
   - the reward model's val accuracy against labelers and against gold, beside the labelers'
@@ -43,6 +45,7 @@ defaults = dict(
     val_bin="data/world/val.bin",
     world="nanoinstruct.world",   # module with gold_score(prompt, response, ended), family_of, AIMS
     temperature=1.0, max_new_tokens=48, batch_size=128, max_prompts=0,
+    samples_per_prompt=4,     # gold, RM score and KL average this many samples per prompt
     val_batches=20, val_batch_size=16, val_block_size=128,
     device="auto", dtype="auto", seed=1234,
 )
@@ -72,12 +75,15 @@ print(f"{len(prompts)} evaluation prompts; policies: {', '.join(names)}")
 
 @torch.no_grad()
 def sample_and_score(model, seed):
-    """One temperature-1 sample per prompt -> per prompt: gold score, RM score, KL to SFT."""
+    """samples_per_prompt temperature-1 samples of every prompt -> per sample: gold score, RM
+    score, KL to SFT, text; lists of n_samples * len(prompts), sample-major (all prompts' first
+    samples, then all second samples, ...)."""
     gen = torch.Generator(device).manual_seed(seed)
     out = {"gold": [], "rm": [], "kl": [], "texts": []}
     block = model.config.block_size
-    for i in range(0, len(prompts), cfg["batch_size"]):
-        chunk = prompts[i:i + cfg["batch_size"]]
+    jobs = prompts * cfg["samples_per_prompt"]
+    for i in range(0, len(jobs), cfg["batch_size"]):
+        chunk = jobs[i:i + cfg["batch_size"]]
         ids = [encode_prompt(enc, p)[-(block - cfg["max_new_tokens"]):] for p in chunk]
         with ctx:
             tokens, pmask, logprobs, mask = generate(model, ids, cfg["max_new_tokens"], enc.eot_token,
@@ -116,6 +122,11 @@ def by_group(values, groups):
     return {g: mean([v for v, k in zip(values, groups) if k == g]) for g in sorted(set(groups))}
 
 
+def per_prompt(values):
+    """Sample-major values (sample_and_score) -> each prompt's mean over its samples."""
+    return [mean(values[i::len(prompts)]) for i in range(len(prompts))]
+
+
 # ----------------------------------------------------------------------------- evaluate
 baseline = sample_and_score(sft, cfg["seed"] + 1000)   # the independent SFT sample every policy faces
 aims = [world.AIMS[f] for f in families]
@@ -123,19 +134,23 @@ report, samples = {"policies": {}}, {}
 for n, (model, _) in policies.items():
     t0 = time.time()
     s = sample_and_score(model, cfg["seed"])
-    wr = rlhf.win_rate(s["gold"], baseline["gold"])
-    diff = rlhf.paired_difference(s["gold"], baseline["gold"])
+    # win rates: the first sample of each prompt against the SFT sample, one forced choice per
+    # prompt as the paper's labelers make; gold differences: per-prompt means of all samples, so
+    # the interval counts prompts, not correlated samples of one prompt
+    first, base_first = s["gold"][:len(prompts)], baseline["gold"][:len(prompts)]
+    gold, base_gold = per_prompt(s["gold"]), per_prompt(baseline["gold"])
+    wr = rlhf.win_rate(first, base_first)
+    diff = rlhf.paired_difference(gold, base_gold)
     report["policies"][n] = {
-        "gold_score": mean(s["gold"]), "gold_by_family": by_group(s["gold"], families),
-        "gold_by_aim": by_group(s["gold"], aims),
+        "gold_score": mean(gold), "gold_by_family": by_group(gold, families), "gold_by_aim": by_group(gold, aims),
         "gold_vs_sft": diff["mean"], "gold_vs_sft_ci95": diff["ci95"] and list(diff["ci95"]),
         "win_rate_vs_sft": wr["win_rate"], "win_rate_ci95": list(wr["ci95"]), "tie_rate_vs_sft": wr["tie_rate"],
         "wins_losses_ties": [wr["wins"], wr["losses"], wr["ties"]],
-        "win_rate_by_aim": {a: rlhf.win_rate([g for g, k in zip(s["gold"], aims) if k == a],
-                                             [g for g, k in zip(baseline["gold"], aims) if k == a])["win_rate"]
+        "win_rate_by_aim": {a: rlhf.win_rate([g for g, k in zip(first, aims) if k == a],
+                                             [g for g, k in zip(base_first, aims) if k == a])["win_rate"]
                             for a in sorted(set(aims))},
         "rm_score": mean(s["rm"]), "kl_to_sft": mean(s["kl"]), "pretrain_val_loss": pretrain_val_loss(model)}
-    samples[n] = s["texts"]
+    samples[n] = [s["texts"][i::len(prompts)] for i in range(len(prompts))]   # per prompt
     p = report["policies"][n]
     print(f"{n:8s} gold {p['gold_score']:.3f} ({p['gold_vs_sft']:+.3f} vs SFT) | win vs SFT {p['win_rate_vs_sft']:.3f} "
           f"[{p['win_rate_ci95'][0]:.2f}, {p['win_rate_ci95'][1]:.2f}] ties {p['tie_rate_vs_sft']:.2f} | "
@@ -152,7 +167,7 @@ wall["evaluate"] = time.time() - t_start
 wall["total"] = sum(v for k, v in wall.items() if k != "total")
 report["wall_time_s"] = wall
 json.dump(report, open(os.path.join(eval_dir, "report.json"), "w"), indent=2)
-json.dump({"prompts": prompts, "sft_baseline": baseline["texts"], **samples},
+json.dump({"prompts": prompts, "sft_baseline": [baseline["texts"][i::len(prompts)] for i in range(len(prompts))], **samples},
           open(os.path.join(eval_dir, "samples.json"), "w"), indent=1)
 
 # ----------------------------------------------------------------------------- plots

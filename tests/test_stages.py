@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from nanoinstruct import common, data, rlhf, tokenizer
+from nanoinstruct import common, data, rlhf, tokenizer, world
 
 from conftest import ROOT
 
@@ -51,6 +51,19 @@ def test_pipeline_report_well_formed(micro):
         lo, hi = p["gold_vs_sft_ci95"]
         assert lo <= p["gold_vs_sft"] <= hi and -1 <= p["gold_vs_sft"] <= 1
         assert p["gold_by_family"] and all(finite(v) for v in p["gold_by_family"].values())
+    # the report's gold figures are those of the saved samples (4 per prompt), re-scored here
+    samples = json.load(open(out / "eval" / "samples.json"))
+    mark = " [no end-of-text]"
+
+    def gold(p, t):
+        return world.gold_score(p, t.removesuffix(mark), ended=not t.endswith(mark))
+
+    base = [sum(gold(p, t) for t in ts) / len(ts) for p, ts in zip(samples["prompts"], samples["sft_baseline"])]
+    for name, p in report["policies"].items():
+        assert len(samples[name]) == len(samples["prompts"]) and all(len(ts) == 4 for ts in samples[name])
+        mine = [sum(gold(q, t) for t in ts) / len(ts) for q, ts in zip(samples["prompts"], samples[name])]
+        assert p["gold_score"] == pytest.approx(sum(mine) / len(mine))
+        assert p["gold_vs_sft"] == pytest.approx(rlhf.paired_difference(mine, base)["mean"])
     assert {"val_accuracy", "gold_accuracy", "labeler_agreement"} <= set(report["reward_model"])
     assert finite(report["reward_model"]["val_accuracy"]) and finite(report["reward_model"]["labeler_agreement"])
     stages = {"world", "pretrain", "sft", "collect", "rm", "ppo", "ppo_ptx", "evaluate", "total"}
