@@ -122,9 +122,9 @@ def by_group(values, groups):
     return {g: mean([v for v, k in zip(values, groups) if k == g]) for g in sorted(set(groups))}
 
 
-def per_prompt(values):
-    """Sample-major values (sample_and_score) -> each prompt's mean over its samples."""
-    return [mean(values[i::len(prompts)]) for i in range(len(prompts))]
+def by_prompt(values):
+    """Sample-major values (sample_and_score) -> one list per prompt, its samples in order."""
+    return [values[i::len(prompts)] for i in range(len(prompts))]
 
 
 # ----------------------------------------------------------------------------- evaluate
@@ -138,7 +138,7 @@ for n, (model, _) in policies.items():
     # prompt as the paper's labelers make; gold differences: per-prompt means of all samples, so
     # the interval counts prompts, not correlated samples of one prompt
     first, base_first = s["gold"][:len(prompts)], baseline["gold"][:len(prompts)]
-    gold, base_gold = per_prompt(s["gold"]), per_prompt(baseline["gold"])
+    gold, base_gold = ([mean(g) for g in by_prompt(x["gold"])] for x in (s, baseline))
     wr = rlhf.win_rate(first, base_first)
     diff = rlhf.paired_difference(gold, base_gold)
     report["policies"][n] = {
@@ -150,7 +150,7 @@ for n, (model, _) in policies.items():
                                              [g for g, k in zip(base_first, aims) if k == a])["win_rate"]
                             for a in sorted(set(aims))},
         "rm_score": mean(s["rm"]), "kl_to_sft": mean(s["kl"]), "pretrain_val_loss": pretrain_val_loss(model)}
-    samples[n] = [s["texts"][i::len(prompts)] for i in range(len(prompts))]   # per prompt
+    samples[n] = by_prompt(s["texts"])
     p = report["policies"][n]
     print(f"{n:8s} gold {p['gold_score']:.3f} ({p['gold_vs_sft']:+.3f} vs SFT) | win vs SFT {p['win_rate_vs_sft']:.3f} "
           f"[{p['win_rate_ci95'][0]:.2f}, {p['win_rate_ci95'][1]:.2f}] ties {p['tie_rate_vs_sft']:.2f} | "
@@ -167,7 +167,7 @@ wall["evaluate"] = time.time() - t_start
 wall["total"] = sum(v for k, v in wall.items() if k != "total")
 report["wall_time_s"] = wall
 json.dump(report, open(os.path.join(eval_dir, "report.json"), "w"), indent=2)
-json.dump({"prompts": prompts, "sft_baseline": [baseline["texts"][i::len(prompts)] for i in range(len(prompts))], **samples},
+json.dump({"prompts": prompts, "sft_baseline": by_prompt(baseline["texts"]), **samples},
           open(os.path.join(eval_dir, "samples.json"), "w"), indent=1)
 
 # ----------------------------------------------------------------------------- plots
