@@ -16,7 +16,10 @@ samples_per_prompt times (default 4), as is an independent set of SFT samples (t
   - the reward model's mean score and the KL to SFT (sum over response tokens, nats);
   - the LM loss on the pretraining val split: the alignment tax, and what ptx buys back;
   - the reward model's val accuracy against labelers and against gold, beside the labelers'
-    agreement (from out/rm/summary.json).
+    agreement (from out/rm/summary.json);
+  - a reference row, not a policy: SFT sampled at cold_temperature (0.7). Sampling colder
+    sharpens SFT toward its likeliest answers with no labels and no training; RLHF's gain is
+    worth its cost only where it beats that.
 Writes OUT/eval/report.json (DESIGN.md keys), report.md and PNGs. Samples at temperature 1: a
 policy is a distribution, and greedy decoding would hide what RLHF changed in it.
 
@@ -46,6 +49,7 @@ defaults = dict(
     world="nanoinstruct.world",   # module with gold_score(prompt, response, ended), family_of, AIMS
     temperature=1.0, max_new_tokens=48, batch_size=128, max_prompts=0,
     samples_per_prompt=4,     # gold, RM score and KL average this many samples per prompt
+    cold_temperature=0.7,     # also SFT sampled this cold, the no-training baseline RL must beat (0 = off)
     val_batches=20, val_batch_size=16, val_block_size=128,
     device="auto", dtype="auto", seed=1234,
 )
@@ -74,10 +78,10 @@ print(f"{len(prompts)} evaluation prompts; policies: {', '.join(names)}")
 
 
 @torch.no_grad()
-def sample_and_score(model, seed):
-    """samples_per_prompt temperature-1 samples of every prompt -> per sample: gold score, RM
-    score, KL to SFT, text; lists of n_samples * len(prompts), sample-major (all prompts' first
-    samples, then all second samples, ...)."""
+def sample_and_score(model, seed, temperature):
+    """samples_per_prompt samples of every prompt at `temperature` -> per sample: gold score, RM
+    score, KL to SFT (at cfg temperature), text; lists of n_samples * len(prompts), sample-major
+    (all prompts' first samples, then all second samples, ...)."""
     gen = torch.Generator(device).manual_seed(seed)
     out = {"gold": [], "rm": [], "kl": [], "texts": []}
     block = model.config.block_size
@@ -87,7 +91,7 @@ def sample_and_score(model, seed):
         ids = [encode_prompt(enc, p)[-(block - cfg["max_new_tokens"]):] for p in chunk]
         with ctx:
             tokens, pmask, logprobs, mask = generate(model, ids, cfg["max_new_tokens"], enc.eot_token,
-                                                     cfg["temperature"], generator=gen)
+                                                     temperature, generator=gen)
             Tp = pmask.size(1)
             full = torch.cat([pmask, mask], 1)
             sft_logits = response_logits(sft, tokens, full, Tp, cfg["temperature"])
@@ -128,12 +132,17 @@ def by_prompt(values):
 
 
 # ----------------------------------------------------------------------------- evaluate
-baseline = sample_and_score(sft, cfg["seed"] + 1000)   # the independent SFT sample every policy faces
+baseline = sample_and_score(sft, cfg["seed"] + 1000, cfg["temperature"])   # the SFT sample every policy faces
 aims = [world.AIMS[f] for f in families]
-report, samples = {"policies": {}}, {}
-for n, (model, _) in policies.items():
+report, samples = {"policies": {}, "references": {}}, {}
+# a reference beside the policies: SFT itself sampled colder. RL that only sharpens SFT's
+# distribution toward its likeliest answers buys no more than this, with no labels at all
+cold = f"sft_T{cfg['cold_temperature']:g}"
+runs = [(n, m, cfg["temperature"], "policies") for n, (m, _) in policies.items()]
+runs += [(cold, sft, cfg["cold_temperature"], "references")] if cfg["cold_temperature"] else []
+for n, model, temperature, kind in runs:
     t0 = time.time()
-    s = sample_and_score(model, cfg["seed"])
+    s = sample_and_score(model, cfg["seed"], temperature)
     # win rates: the first sample of each prompt against the SFT sample, one forced choice per
     # prompt as the paper's labelers make; gold differences: per-prompt means of all samples, so
     # the interval counts prompts, not correlated samples of one prompt
@@ -141,7 +150,7 @@ for n, (model, _) in policies.items():
     gold, base_gold = ([mean(g) for g in by_prompt(x["gold"])] for x in (s, baseline))
     wr = rlhf.win_rate(first, base_first)
     diff = rlhf.paired_difference(gold, base_gold)
-    report["policies"][n] = {
+    report[kind][n] = {
         "gold_score": mean(gold), "gold_by_family": by_group(gold, families), "gold_by_aim": by_group(gold, aims),
         "gold_vs_sft": diff["mean"], "gold_vs_sft_ci95": diff["ci95"] and list(diff["ci95"]),
         "win_rate_vs_sft": wr["win_rate"], "win_rate_ci95": list(wr["ci95"]), "tie_rate_vs_sft": wr["tie_rate"],
@@ -151,7 +160,7 @@ for n, (model, _) in policies.items():
                             for a in sorted(set(aims))},
         "rm_score": mean(s["rm"]), "kl_to_sft": mean(s["kl"]), "pretrain_val_loss": pretrain_val_loss(model)}
     samples[n] = by_prompt(s["texts"])
-    p = report["policies"][n]
+    p = report[kind][n]
     print(f"{n:8s} gold {p['gold_score']:.3f} ({p['gold_vs_sft']:+.3f} vs SFT) | win vs SFT {p['win_rate_vs_sft']:.3f} "
           f"[{p['win_rate_ci95'][0]:.2f}, {p['win_rate_ci95'][1]:.2f}] ties {p['tie_rate_vs_sft']:.2f} | "
           f"RM {p['rm_score']:+.3f} | KL {p['kl_to_sft']:.2f} | ptx val loss {p['pretrain_val_loss']:.4f} | {time.time() - t0:.0f}s")
@@ -220,10 +229,11 @@ fig.tight_layout()
 fig.savefig(os.path.join(eval_dir, "win_rates.png"), dpi=110)
 
 # ----------------------------------------------------------------------------- report.md
-P = report["policies"]
+P = {**report["policies"], **report["references"]}
+rows = names + list(report["references"])
 lines = ["| policy | gold score | gold - SFT's [95% CI] | win rate vs SFT [95% CI] | ties | RM score | KL to SFT | pretrain val loss |",
          "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-for n in names:
+for n in rows:
     p = P[n]
     ci = "[{:+.3f}, {:+.3f}]".format(*p["gold_vs_sft_ci95"]) if p["gold_vs_sft_ci95"] else "(one prompt)"
     lines.append(f"| {n} | {p['gold_score']:.3f} | {p['gold_vs_sft']:+.3f} {ci} | {p['win_rate_vs_sft']:.3f} [{p['win_rate_ci95'][0]:.3f}, "
@@ -231,12 +241,14 @@ for n in names:
                  f"{p['kl_to_sft']:.2f} | {p['pretrain_val_loss']:.4f} |")
 fams = sorted(set(families))
 lines += ["", "| policy | " + " | ".join(fams) + " |", "| --- |" + " --- |" * len(fams)]
-lines += [f"| {n} | " + " | ".join(f"{P[n]['gold_by_family'][f]:.3f}" for f in fams) + " |" for n in names]
+lines += [f"| {n} | " + " | ".join(f"{P[n]['gold_by_family'][f]:.3f}" for f in fams) + " |" for n in rows]
 rmr = report["reward_model"]
 fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
 lines += ["", f"Reward model: val accuracy vs labelers {fmt(rmr['val_accuracy'])} (paper: 0.724), vs gold "
           f"{fmt(rmr['gold_accuracy'])}; labelers vs each other {fmt(rmr['labeler_agreement'])} (paper: 0.726), "
           f"labelers vs gold {fmt(rmr['labeler_gold_accuracy'])}.",
+          *(["", f"{cold} is a reference, not a policy: the SFT model sampled at temperature {cfg['cold_temperature']:g} "
+             f"with no training (its KL is to SFT at temperature {cfg['temperature']:g})."] if report["references"] else []),
           "", "Wall time (s): " + ", ".join(f"{k} {v:.0f}" for k, v in wall.items())]
 table = "\n".join(lines)
 open(os.path.join(eval_dir, "report.md"), "w").write("# nanoinstruct evaluation\n\n" + table + "\n\n"

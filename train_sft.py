@@ -11,6 +11,12 @@ which suits a tiny model on the default world's ~4k demonstrations and 2 CPU min
 left the small model unable to reverse a list: greedy gold 0.82 -> 0.91 with 5). The paper
 selects the SFT model by the RM score on a validation set; we keep the last checkpoint.
 
+Paper App. C.3 starts its RL policies (and their KL reference) from SFT models trained with a
+pretraining mix: --ptx_frac=0.1 makes 10% of the learned tokens windows of the pretraining corpus.
+Off by default: on the default world it kept SFT from forgetting the corpus (pretraining val loss
+1.19 instead of 5.53) but lost the reverse skill (gold 0.71 -> 0.48), and PPO-ptx started from it
+did worse (rollout gold 0.796 -> 0.770 against 0.795 -> 0.791).
+
   CPU (default world, ~2 min):  python train_sft.py
   GPT-2 on HH-RLHF (GPU):       python train_sft.py --config=configs/gpt2_hh_sft.py
 """
@@ -21,9 +27,9 @@ import time
 import torch
 
 from nanoinstruct import common
-from nanoinstruct.data import encode_example, read_jsonl, sft_batch
+from nanoinstruct.data import encode_example, lm_batch, open_tokens, read_jsonl, sft_batch
 from nanoinstruct.model import generate
-from nanoinstruct.rlhf import sft_loss
+from nanoinstruct.rlhf import ptx_loss, sft_loss
 from nanoinstruct.tokenizer import decode_response, encode_prompt, get_encoding
 
 # ----------------------------------------------------------------------------- config
@@ -37,6 +43,8 @@ defaults = dict(
     epochs=5, batch_size=32, lr=1e-3, min_lr_frac=0.1, warmup_steps=20, weight_decay=0.1,
     beta2=0.99, grad_clip=1.0, dropout=0.1,
     block_size=0,             # 0 = the model's context; examples longer are cut from the prompt's left
+    ptx_frac=0.0,             # share of each step's learned tokens drawn from the pretraining corpus
+    ptx_bin="data/world/train.bin",
     eval_interval=100, log_interval=10, n_samples=3, max_new_tokens=48,
 )
 cfg = common.get_config(defaults)
@@ -66,6 +74,12 @@ train_rows, train_ex = encode_all(cfg["train_file"])
 val_rows, val_ex = encode_all(cfg["val_file"])
 steps_per_epoch = (len(train_ex) + cfg["batch_size"] - 1) // cfg["batch_size"]
 max_steps = cfg["epochs"] * steps_per_epoch
+
+# paper App. C.3: the RL policies start from an SFT model trained with a 10% pretraining mix
+ptx_ratio = cfg["ptx_frac"] / (1 - cfg["ptx_frac"])    # pretraining tokens per demonstration token
+ptx_tokens = open_tokens(cfg["ptx_bin"]) if cfg["ptx_frac"] > 0 else None
+ptx_gen = torch.Generator().manual_seed(cfg["seed"] + 1)
+ptx_owed, ptx_seen, resp_seen = 0.0, 0, 0
 
 optimizer = common.make_optimizer(model, cfg["lr"], cfg["weight_decay"], (0.9, cfg["beta2"]), device)
 train_model = common.maybe_compile(model, cfg)
@@ -109,8 +123,19 @@ for epoch in range(cfg["epochs"]):
         lr = common.cosine_lr(step, max_steps, cfg["lr"], cfg["warmup_steps"], cfg["min_lr_frac"])
         common.set_lr(optimizer, lr)
         x, y, mask = sft_batch([train_ex[j] for j in order[i:i + cfg["batch_size"]]], enc.eot_token, device)
+        # the pretraining mix: whole windows of the corpus join the batch whenever they are owed,
+        # so that ptx_frac of all learned tokens are pretraining text; one token-weighted mean
+        n_resp = mask.sum().item() if ptx_tokens is not None else 0   # (a GPU sync: only with the mix)
+        ptx_owed += ptx_ratio * n_resp
+        n_win, ptx_owed = int(ptx_owed // block), ptx_owed % block
         with ctx:
             loss = sft_loss(train_model.lm_logits(train_model(x)), y, mask)
+            if n_win:
+                px, py = lm_batch(ptx_tokens, n_win, block, ptx_gen, device)
+                ptx = ptx_loss(train_model.lm_logits(train_model(px)), py)
+                loss = (n_resp * loss + py.numel() * ptx) / (n_resp + py.numel())
+                ptx_seen += py.numel()
+        resp_seen += n_resp
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
         optimizer.step()
@@ -126,6 +151,9 @@ for epoch in range(cfg["epochs"]):
             show_samples()
         step += 1
 
+if ptx_tokens is not None:
+    print(f"pretraining mix: {ptx_seen} corpus tokens and {resp_seen} response tokens learned "
+          f"({ptx_seen / (ptx_seen + resp_seen):.3f} corpus)")
 # ----------------------------------------------------------------------------- save
 common.save_run(cfg["out_dir"], cfg, model, max_steps - 1, optimizer)
 print(f"done in {time.time() - t0:.1f}s; checkpoint in {os.path.join(cfg['out_dir'], 'ckpt.pt')}")

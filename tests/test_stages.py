@@ -43,7 +43,9 @@ def test_pipeline_report_well_formed(micro):
     assert "| policy | gold score |" in stdout          # ends by printing the results table
     report = json.load(open(out / "eval" / "report.json"))
     assert set(report["policies"]) == {"base", "sft", "ppo", "ppo_ptx"}
-    for name, p in report["policies"].items():
+    assert set(report["references"]) == {"sft_T0.7"}     # SFT sampled colder: the no-training baseline
+    rows = {**report["policies"], **report["references"]}
+    for name, p in rows.items():
         for key in ("gold_score", "win_rate_vs_sft", "tie_rate_vs_sft", "rm_score", "kl_to_sft", "pretrain_val_loss"):
             assert finite(p[key]), (name, key, p[key])
         lo, hi = p["win_rate_ci95"]
@@ -59,7 +61,7 @@ def test_pipeline_report_well_formed(micro):
         return world.gold_score(p, t.removesuffix(mark), ended=not t.endswith(mark))
 
     base = [sum(gold(p, t) for t in ts) / len(ts) for p, ts in zip(samples["prompts"], samples["sft_baseline"])]
-    for name, p in report["policies"].items():
+    for name, p in rows.items():
         assert len(samples[name]) == len(samples["prompts"]) and all(len(ts) == 4 for ts in samples[name])
         mine = [sum(gold(q, t) for t in ts) / len(ts) for q, ts in zip(samples["prompts"], samples[name])]
         assert p["gold_score"] == pytest.approx(sum(mine) / len(mine))
@@ -68,7 +70,8 @@ def test_pipeline_report_well_formed(micro):
     assert finite(report["reward_model"]["val_accuracy"]) and finite(report["reward_model"]["labeler_agreement"])
     stages = {"world", "pretrain", "sft", "collect", "rm", "ppo", "ppo_ptx", "evaluate", "total"}
     assert stages <= set(report["wall_time_s"]) and all(finite(v) for v in report["wall_time_s"].values())
-    assert (out / "eval" / "report.md").read_text().count("| ppo_ptx |") == 2
+    md = (out / "eval" / "report.md").read_text()
+    assert md.count("| ppo_ptx |") == 2 and md.count("| sft_T0.7 |") == 2
     for png in ("training_curves.png", "ppo_rm_vs_gold.png", "win_rates.png"):
         blob = (out / "eval" / png).read_bytes()
         assert blob[:8] == b"\x89PNG\r\n\x1a\n" and len(blob) > 5000
@@ -134,6 +137,21 @@ def test_pretrain_resume_is_exact(tmp_path, micro):
     a, _ = common.load_model(str(tmp_path / "a"), verbose=False)
     b, _ = common.load_model(str(tmp_path / "b"), verbose=False)
     assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
+
+
+def test_sft_pretraining_mix_share(tmp_path, micro):
+    """--ptx_frac: corpus windows join SFT's batches so that that share of the learned tokens is
+    pretraining text (whole windows, so it may fall short by less than one window)."""
+    out, _ = micro
+    world = out / "world"
+    stdout = run("train_sft.py", "--config=configs/micro/sft.py", f"--init_from={out / 'base'}",
+                 f"--out_dir={tmp_path / 'sft'}", f"--train_file={world / 'demos_train.jsonl'}",
+                 f"--val_file={world / 'demos_val.jsonl'}", f"--ptx_bin={world / 'train.bin'}",
+                 "--ptx_frac=0.25", "--n_samples=0")
+    line = next(x for x in stdout.splitlines() if x.startswith("pretraining mix:"))
+    corpus, resp = (int(w) for w in line.split() if w.isdigit())
+    block = common.load_model(str(tmp_path / "sft"), verbose=False)[0].config.block_size
+    assert corpus > 0 and 0 <= resp / 3 - corpus < block     # 0.25 / 0.75 = 1/3 corpus per response token
 
 
 def test_sft_batch_masks_prompt_and_padding():
