@@ -25,6 +25,7 @@ policy is a distribution, and greedy decoding would hide what RLHF changed in it
 
   python evaluate.py --out=out
 """
+import functools
 import importlib
 import json
 import os
@@ -106,6 +107,7 @@ def sample_and_score(model, seed, temperature):
     return out
 
 
+@functools.lru_cache(maxsize=None)   # the SFT model is measured twice: as a policy and as the cold reference
 @torch.no_grad()
 def pretrain_val_loss(model):
     """LM loss on fixed windows of the pretraining val split (the same windows for every policy)."""

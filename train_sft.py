@@ -43,7 +43,7 @@ defaults = dict(
     epochs=5, batch_size=32, lr=1e-3, min_lr_frac=0.1, warmup_steps=20, weight_decay=0.1,
     beta2=0.99, grad_clip=1.0, dropout=0.1,
     block_size=0,             # 0 = the model's context; examples longer are cut from the prompt's left
-    ptx_frac=0.0,             # share of each step's learned tokens drawn from the pretraining corpus
+    ptx_frac=0.0,             # share of all learned tokens drawn from the pretraining corpus (0 = off)
     ptx_bin="data/world/train.bin",
     eval_interval=100, log_interval=10, n_samples=3, max_new_tokens=48,
 )
@@ -75,7 +75,7 @@ val_rows, val_ex = encode_all(cfg["val_file"])
 steps_per_epoch = (len(train_ex) + cfg["batch_size"] - 1) // cfg["batch_size"]
 max_steps = cfg["epochs"] * steps_per_epoch
 
-# paper App. C.3: the RL policies start from an SFT model trained with a 10% pretraining mix
+# the pretraining mix of paper App. C.3 (module docstring)
 ptx_ratio = cfg["ptx_frac"] / (1 - cfg["ptx_frac"])    # pretraining tokens per demonstration token
 ptx_tokens = open_tokens(cfg["ptx_bin"]) if cfg["ptx_frac"] > 0 else None
 ptx_gen = torch.Generator().manual_seed(cfg["seed"] + 1)
