@@ -164,7 +164,11 @@ class GPT(nn.Module):
         return self.lm_head(h)                      # (B, T, V)
 
     def scores(self, h):
-        return self.score_head(h).squeeze(-1)       # (B, T): a scalar per position
+        """(B, T, C) -> (B, T): a scalar per position, in float32 even under bf16 autocast. A bf16
+        reward keeps about 3 significant digits: close pairs would round to ties (which count as
+        wrong) and the normalisation bias, added at its own rounding, could reorder them."""
+        with torch.autocast(h.device.type, enabled=False):
+            return self.score_head(h.float()).squeeze(-1)
 
 
 

@@ -130,6 +130,20 @@ def test_scalar_head_and_tied_weights():
     assert {"score_head.weight", "transformer.h.0.attn.c_attn.weight", "transformer.h.1.mlp.c_proj.bias"} <= names
 
 
+def test_scalar_head_is_float32_under_bf16_autocast():
+    """Rewards a bf16 step apart would otherwise tie, and a tie counts as a wrong pair."""
+    m = tiny(scalar_head=True)
+    with torch.no_grad():
+        m.score_head.weight.normal_(0, 1.0)
+        m.score_head.bias.fill_(5.0)                    # rewards near 5, where bf16 steps by 1/32
+        h = m(torch.randint(0, 64, (4, 9)))
+        exact = m.scores(h)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed = m.scores(h)
+    assert mixed.dtype == torch.float32
+    torch.testing.assert_close(mixed, exact, rtol=0, atol=1e-5)
+
+
 def test_dropout_is_configurable():
     m = tiny(dropout=0.5).train()
     x = torch.randint(0, 64, (1, 8))
