@@ -12,6 +12,7 @@ Shapes: B batch, T new positions, S all positions so far (cache + new), C n_embd
 hs head size, V vocab.
 """
 import math
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -167,7 +168,9 @@ class GPT(nn.Module):
         """(B, T, C) -> (B, T): a scalar per position, in float32 even under bf16 autocast. A bf16
         reward keeps about 3 significant digits: close pairs would round to ties (which count as
         wrong) and the normalisation bias, added at its own rounding, could reorder them."""
-        with torch.autocast(h.device.type, enabled=False):
+        # setup() autocasts only on CPU and CUDA; older torch refuses autocast(...) for other devices
+        off = torch.autocast(h.device.type, enabled=False) if h.device.type in ("cpu", "cuda") else nullcontext()
+        with off:
             return self.score_head(h.float()).squeeze(-1)
 
 
