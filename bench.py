@@ -140,7 +140,7 @@ def bench_rm():
 
     def step():
         with ctx:
-            r = rm.scores(fwd(both)[:, -1]).float()              # (2B,) reward at the last token
+            r = rm.scores(fwd(both)[:, -1])                      # (2B,) reward at the last token
         loss = ranking_loss(torch.stack([r[:B], r[B:]], 1), ranking)   # K=2: -logsigmoid(r_c - r_r).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -175,9 +175,9 @@ def bench_ppo():
         responses = tokens[:, Tp:]                                # (G, Tn)
         with torch.no_grad(), ctx:
             # 2 score with the RM; 3 reference log-probs; values V(state before each response token)
-            scores = reward_model.scores(reward_fwd(tokens)[:, -1]).float()                        # (G,)
+            scores = reward_model.scores(reward_fwd(tokens)[:, -1])                                # (G,)
             ref_logprobs = logprobs_from_logits(ref_policy.lm_logits(ref_fwd(tokens)[:, Tp - 1:-1]), responses)
-            values = value_model.scores(value_fwd(tokens)[:, Tp - 1:-1]).float()                   # (G, Tn)
+            values = value_model.scores(value_fwd(tokens)[:, Tp - 1:-1])                           # (G, Tn)
         # 4 KL-penalised per-token rewards, advantages, whitening
         rewards, kl = kl_penalized_rewards(logprobs, ref_logprobs, mask, scores, cfg["kl_coef"])
         advantages, returns = gae(rewards, values, mask, gamma=1.0, lam=0.95)
@@ -188,7 +188,7 @@ def bench_ppo():
         for mb in torch.randperm(G, device=device).split(cfg["mini_batch"]):
             with ctx:
                 mb_logprobs = logprobs_from_logits(policy.lm_logits(policy_fwd(tokens[mb])[:, Tp - 1:-1]), responses[mb])
-                mb_values = value_model.scores(value_fwd(tokens[mb])[:, Tp - 1:-1]).float()
+                mb_values = value_model.scores(value_fwd(tokens[mb])[:, Tp - 1:-1])
             pg_loss, _, _ = policy_loss(mb_logprobs, logprobs[mb], advantages[mb], mask[mb])
             vf_loss, _ = value_loss(mb_values, values[mb], returns[mb], mask[mb])
             loss = pg_loss + 0.1 * vf_loss                        # vf_coef 0.1, TRL's default

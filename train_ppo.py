@@ -102,7 +102,7 @@ def ptx_loss():
 def response_values(model, tokens, mask, Tp):
     """V(state before each response token): (B, Tn), read where response_logits reads."""
     h = model(tokens, attn_mask=mask, pos=position_ids(mask))
-    return model.scores(h[:, Tp - 1:-1]).float()
+    return model.scores(h[:, Tp - 1:-1])
 
 
 # ----------------------------------------------------------------------------- loop

@@ -194,7 +194,7 @@ def last_token_scores(model, tokens, last, mask=None):
     tokens (B, T), last (B,) index of that token -> (B,) float32. mask: (B, T) real tokens, for
     left-padded prompts (None: right padding only, which causal attention already ignores)."""
     h = model(tokens, attn_mask=mask, pos=None if mask is None else position_ids(mask))   # (B, T, C)
-    return model.scores(h[torch.arange(len(last), device=tokens.device), last]).float()
+    return model.scores(h[torch.arange(len(last), device=tokens.device), last])
 
 
 def filter_logits(logits, top_k=None, top_p=None):

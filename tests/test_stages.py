@@ -122,9 +122,9 @@ def test_pretrain_resume_is_exact(tmp_path, micro):
     """A run stopped at step 3 and resumed logs the same losses as one that never stopped
     (dropout on, so the RNG state must be restored too)."""
     out, _ = micro
-    world = out / "world"
-    common_args = [f"--train_bin={world / 'train.bin'}", f"--val_bin={world / 'val.bin'}",
-                   f"--tokenizer={world / 'tokenizer.tiktoken'}", "--config=configs/micro/pretrain.py",
+    world_dir = out / "world"
+    common_args = [f"--train_bin={world_dir / 'train.bin'}", f"--val_bin={world_dir / 'val.bin'}",
+                   f"--tokenizer={world_dir / 'tokenizer.tiktoken'}", "--config=configs/micro/pretrain.py",
                    "--max_steps=7", "--dropout=0.1", "--ckpt_interval=100", "--eval_interval=100"]
     run("pretrain.py", f"--out_dir={tmp_path / 'a'}", *common_args)
     run("pretrain.py", f"--out_dir={tmp_path / 'b'}", *common_args, "--stop_step=3")
@@ -143,10 +143,10 @@ def test_sft_pretraining_mix_share(tmp_path, micro):
     """--ptx_frac: corpus windows join SFT's batches so that that share of the learned tokens is
     pretraining text (whole windows, so it may fall short by less than one window)."""
     out, _ = micro
-    world = out / "world"
+    world_dir = out / "world"
     stdout = run("train_sft.py", "--config=configs/micro/sft.py", f"--init_from={out / 'base'}",
-                 f"--out_dir={tmp_path / 'sft'}", f"--train_file={world / 'demos_train.jsonl'}",
-                 f"--val_file={world / 'demos_val.jsonl'}", f"--ptx_bin={world / 'train.bin'}",
+                 f"--out_dir={tmp_path / 'sft'}", f"--train_file={world_dir / 'demos_train.jsonl'}",
+                 f"--val_file={world_dir / 'demos_val.jsonl'}", f"--ptx_bin={world_dir / 'train.bin'}",
                  "--ptx_frac=0.25", "--n_samples=0")
     line = next(x for x in stdout.splitlines() if x.startswith("pretraining mix:"))
     corpus, resp = (int(w) for w in line.split() if w.isdigit())
