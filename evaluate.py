@@ -17,9 +17,11 @@ samples_per_prompt times (default 4), as is an independent set of SFT samples (t
   - the LM loss on the pretraining val split: the alignment tax, and what ptx buys back;
   - the reward model's val accuracy against labelers and against gold, beside the labelers'
     agreement (from out/rm/summary.json);
-  - a reference row, not a policy: SFT sampled at cold_temperature (0.7). Sampling colder
+  - reference rows, not policies: SFT sampled at cold_temperature (0.7). Sampling colder
     sharpens SFT toward its likeliest answers with no labels and no training; RLHF's gain is
-    worth its cost only where it beats that.
+    worth its cost only where it beats that. And SFT's best of `best_of` (2) samples by the RM
+    (best-of-n, Stiennon et al. 2020): what the RM is worth with no RL, at a KL of at most
+    log n - (n - 1) / n (the row's KL is that bound).
 Writes OUT/eval/report.json (DESIGN.md keys), report.md and PNGs. Samples at temperature 1: a
 policy is a distribution, and greedy decoding would hide what RLHF changed in it.
 
@@ -51,6 +53,7 @@ defaults = dict(
     temperature=1.0, max_new_tokens=48, batch_size=128, max_prompts=0,
     samples_per_prompt=4,     # gold, RM score and KL average this many samples per prompt
     cold_temperature=0.7,     # also SFT sampled this cold, the no-training baseline RL must beat (0 = off)
+    best_of=2,                # also SFT's best of this many samples by the RM (0 = off)
     val_batches=20, val_batch_size=16, val_block_size=128,
     device="auto", dtype="auto", seed=1234,
 )
@@ -140,11 +143,26 @@ report, samples = {"policies": {}, "references": {}}, {}
 # a reference beside the policies: SFT itself sampled colder. RL that only sharpens SFT's
 # distribution toward its likeliest answers buys no more than this, with no labels at all
 cold = f"sft_T{cfg['cold_temperature']:g}"
-runs = [(n, m, cfg["temperature"], "policies") for n, (m, _) in policies.items()]
-runs += [(cold, sft, cfg["cold_temperature"], "references")] if cfg["cold_temperature"] else []
-for n, model, temperature, kind in runs:
+
+
+def sample_best_of(n):
+    """SFT's best of n independent samples per slot by the RM score; its KL is the bound."""
+    draws = [sample_and_score(sft, cfg["seed"] + 2000 + j, cfg["temperature"]) for j in range(n)]
+    pick = rlhf.best_of_n([d["rm"] for d in draws])
+    s = {k: [draws[j][k][i] for i, j in enumerate(pick)] for k in draws[0]}
+    s["kl"] = [rlhf.best_of_n_kl_bound(n)] * len(pick)
+    return s
+
+
+best = f"sft_best_of_{cfg['best_of']}"
+runs = [(n, m, functools.partial(sample_and_score, m, cfg["seed"], cfg["temperature"]), "policies")
+        for n, (m, _) in policies.items()]
+runs += [(cold, sft, functools.partial(sample_and_score, sft, cfg["seed"], cfg["cold_temperature"]), "references")] \
+    if cfg["cold_temperature"] else []
+runs += [(best, sft, functools.partial(sample_best_of, cfg["best_of"]), "references")] if cfg["best_of"] else []
+for n, model, sample, kind in runs:
     t0 = time.time()
-    s = sample_and_score(model, cfg["seed"], temperature)
+    s = sample()
     # win rates: the first sample of each prompt against the SFT sample, one forced choice per
     # prompt as the paper's labelers make; gold differences: per-prompt means of all samples, so
     # the interval counts prompts, not correlated samples of one prompt
@@ -250,7 +268,9 @@ lines += ["", f"Reward model: val accuracy vs labelers {fmt(rmr['val_accuracy'])
           f"{fmt(rmr['gold_accuracy'])}; labelers vs each other {fmt(rmr['labeler_agreement'])} (paper: 0.726), "
           f"labelers vs gold {fmt(rmr['labeler_gold_accuracy'])}.",
           *(["", f"{cold} is a reference, not a policy: the SFT model sampled at temperature {cfg['cold_temperature']:g} "
-             f"with no training (its KL is to SFT at temperature {cfg['temperature']:g})."] if report["references"] else []),
+             f"with no training (its KL is to SFT at temperature {cfg['temperature']:g})."] if cold in report["references"] else []),
+          *(["", f"{best} is a reference, not a policy: of {cfg['best_of']} SFT samples, the one the reward model scores "
+             f"highest, with no training; its KL is the bound log n - (n - 1) / n."] if best in report["references"] else []),
           "", "Wall time (s): " + ", ".join(f"{k} {v:.0f}" for k, v in wall.items())]
 table = "\n".join(lines)
 open(os.path.join(eval_dir, "report.md"), "w").write("# nanoinstruct evaluation\n\n" + table + "\n\n"

@@ -265,3 +265,20 @@ def paired_difference(scores_a, scores_b, z=1.959964):
         return {"mean": m, "ci95": None}
     half = z * math.sqrt(sum((x - m) ** 2 for x in d) / (len(d) - 1) / len(d))
     return {"mean": m, "ci95": (m - half, m + half)}
+
+
+def best_of_n(scores):
+    """Best-of-n sampling (Stiennon et al. 2020; Gao et al. 2023): from n independent samples per
+    slot, keep the one the reward model scores highest. scores: n equal-length sequences, draw j's
+    RM score per slot -> per slot, the index j of the kept draw (ties: the first). Its KL to the
+    sampler is at most log(n) - (n - 1) / n, with no training: what the RM is worth without RL."""
+    n = len(scores)
+    if n == 0 or len({len(s) for s in scores}) != 1:
+        raise ValueError(f"best_of_n: need n >= 1 draws of equal length, got lengths {[len(s) for s in scores]}")
+    return [max(range(n), key=lambda j: float(scores[j][i])) for i in range(len(scores[0]))]
+
+
+def best_of_n_kl_bound(n):
+    """The KL of best-of-n to the sampled policy is at most log(n) - (n - 1) / n (Stiennon et
+    al. 2020, App. G.3; equal to it when no two samples coincide)."""
+    return math.log(n) - (n - 1) / n

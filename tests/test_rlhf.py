@@ -272,3 +272,18 @@ def test_paired_difference():
     assert rlhf.paired_difference([0.9], [0.4]) == {"mean": pytest.approx(0.5), "ci95": None}
     with pytest.raises(ValueError):
         rlhf.paired_difference([1.0, 2.0], [1.0])
+
+
+def test_best_of_n():
+    # three draws for four slots: the kept draw per slot is the highest score, the first on a tie
+    scores = [[0.1, 2.0, -1.0, 0.5], [0.3, 1.0, -2.0, 0.5], [0.2, 3.0, -3.0, 0.4]]
+    assert rlhf.best_of_n(scores) == [1, 2, 0, 0]
+    assert rlhf.best_of_n([[1.0, 2.0]]) == [0, 0]                       # n = 1 keeps every sample
+    with pytest.raises(ValueError):
+        rlhf.best_of_n([[1.0], [1.0, 2.0]])
+    # KL bound: 0 for n = 1; log 2 - 1/2 for n = 2, checked against the exact KL of best-of-2 over
+    # m equally likely distinct samples: P(i-th best) = (2(m - i) - 1) / m^2, i = 0..m-1
+    assert rlhf.best_of_n_kl_bound(1) == 0.0
+    m = 4000
+    kl = sum(q * math.log(q * m) for q in ((2 * (m - i) - 1) / m ** 2 for i in range(m)))
+    assert rlhf.best_of_n_kl_bound(2) == pytest.approx(math.log(2) - 0.5) == pytest.approx(kl, abs=1e-3)

@@ -43,7 +43,10 @@ def test_pipeline_report_well_formed(micro):
     assert "| policy | gold score |" in stdout          # ends by printing the results table
     report = json.load(open(out / "eval" / "report.json"))
     assert set(report["policies"]) == {"base", "sft", "ppo", "ppo_ptx"}
-    assert set(report["references"]) == {"sft_T0.7"}     # SFT sampled colder: the no-training baseline
+    # SFT sampled colder, and SFT's best of 2 samples by the RM: the no-training baselines
+    assert set(report["references"]) == {"sft_T0.7", "sft_best_of_2"}
+    best = report["references"]["sft_best_of_2"]
+    assert best["kl_to_sft"] == pytest.approx(math.log(2) - 0.5)          # the best-of-n bound
     rows = {**report["policies"], **report["references"]}
     for name, p in rows.items():
         for key in ("gold_score", "win_rate_vs_sft", "tie_rate_vs_sft", "rm_score", "kl_to_sft", "pretrain_val_loss"):
@@ -71,7 +74,7 @@ def test_pipeline_report_well_formed(micro):
     stages = {"world", "pretrain", "sft", "collect", "rm", "ppo", "ppo_ptx", "evaluate", "total"}
     assert stages <= set(report["wall_time_s"]) and all(finite(v) for v in report["wall_time_s"].values())
     md = (out / "eval" / "report.md").read_text()
-    assert md.count("| ppo_ptx |") == 2 and md.count("| sft_T0.7 |") == 2
+    assert md.count("| ppo_ptx |") == 2 and md.count("| sft_T0.7 |") == 2 and md.count("| sft_best_of_2 |") == 2
     for png in ("training_curves.png", "ppo_rm_vs_gold.png", "win_rates.png"):
         blob = (out / "eval" / png).read_bytes()
         assert blob[:8] == b"\x89PNG\r\n\x1a\n" and len(blob) > 5000
