@@ -140,8 +140,9 @@ def by_prompt(values):
 baseline = sample_and_score(sft, cfg["seed"] + 1000, cfg["temperature"])   # the SFT sample every policy faces
 aims = [world.AIMS[f] for f in families]
 report, samples = {"policies": {}, "references": {}}, {}
-# a reference beside the policies: SFT itself sampled colder. RL that only sharpens SFT's
-# distribution toward its likeliest answers buys no more than this, with no labels at all
+# references beside the policies, neither trained: SFT itself sampled colder (RL that only
+# sharpens SFT's distribution toward its likeliest answers buys no more than this, with no labels
+# at all), and SFT's best of n samples by the RM (what the RM is worth without RL)
 cold = f"sft_T{cfg['cold_temperature']:g}"
 
 
