@@ -110,7 +110,7 @@ def sample_and_score(model, seed, temperature):
     return out
 
 
-@functools.lru_cache(maxsize=None)   # the SFT model is measured twice: as a policy and as the cold reference
+@functools.lru_cache(maxsize=None)   # the SFT model is measured as a policy and again as each reference
 @torch.no_grad()
 def pretrain_val_loss(model):
     """LM loss on fixed windows of the pretraining val split (the same windows for every policy)."""
