@@ -5,10 +5,12 @@
 - Parameter names and shapes map one-to-one onto GPT-2's checkpoint (nanoinstruct/gpt2.py loads
   it); the vocabulary is not padded so that the shapes match exactly.
 - Attention runs through F.scaled_dot_product_attention: flash / memory-efficient kernels on CUDA.
+- Sampling uses a static, preallocated KV cache; on CUDA one decode step is captured as a CUDA
+  graph and replayed per new token (`generate(..., cuda_graph=True)`).
 - An optional scalar head (n_embd -> 1) turns the same trunk into a reward model or a value model
   (InstructGPT section 3.5: "the SFT model with the final unembedding layer removed").
 
-Shapes: B batch, T new positions, S all positions so far (cache + new), C n_embd, nh heads,
+Shapes: B batch, T new positions, S key positions (the static cache: S_max slots), C n_embd, nh heads,
 hs head size, V vocab.
 """
 import math
@@ -33,21 +35,28 @@ class GPTConfig:
 
 
 class KVCache:
-    """Keys and values of past positions, preallocated: (B, nh, S_max, hs) per layer."""
+    """A static cache: keys and values of every slot, (n_layer, B, nh, S_max, hs), and which slots
+    hold real (non-pad) keys, (B, S_max), allocated once. A forward writes its T positions in place
+    at slot `at`, a (1,) tensor that it then advances in place, and attention always spans all
+    S_max slots, the unwritten ones masked out: a decode step has the same shapes, addresses and
+    kernels every time, so a CUDA graph can capture it once and replay it per token."""
 
-    def __init__(self, n_layer, max_len):
-        self.k, self.v = [None] * n_layer, [None] * n_layer
-        self.max_len = max_len
-        self.pos = 0   # positions filled so far; advanced by GPT.forward after the last layer
+    def __init__(self, config, batch_size, max_len, device):
+        assert max_len <= config.block_size, f"cache of {max_len} slots is longer than block_size {config.block_size}"
+        self.shape = (config.n_layer, batch_size, config.n_head, max_len, config.n_embd // config.n_head)
+        self.k = self.v = None   # allocated on first use, in the dtype autocast gives k and v
+        self.real = torch.zeros(batch_size, max_len, dtype=torch.bool, device=device)   # (B, S_max)
+        self.slot = torch.arange(max_len, device=device)                                # (S_max,)
+        self.at = torch.zeros(1, dtype=torch.long, device=device)
 
-    def update(self, layer, k, v):
-        B, nh, T, hs = k.shape
-        if self.k[layer] is None:   # allocated on first use, in the dtype autocast gives k and v
-            self.k[layer] = k.new_empty(B, nh, self.max_len, hs)
-            self.v[layer] = v.new_empty(B, nh, self.max_len, hs)
-        self.k[layer][:, :, self.pos:self.pos + T] = k
-        self.v[layer][:, :, self.pos:self.pos + T] = v
-        return self.k[layer][:, :, :self.pos + T], self.v[layer][:, :, :self.pos + T]
+    def update(self, layer, k, v, slots):
+        """Write k, v (B, nh, T, hs) at slots (T,) -> all keys and values (B, nh, S_max, hs)."""
+        if self.k is None:
+            self.k = k.new_zeros(self.shape)   # zeros, not empty: masked slots must not hold NaN
+            self.v = v.new_zeros(self.shape)
+        self.k[layer].index_copy_(2, slots, k)
+        self.v[layer].index_copy_(2, slots, v)
+        return self.k[layer], self.v[layer]
 
 
 class CausalSelfAttention(nn.Module):
@@ -59,13 +68,12 @@ class CausalSelfAttention(nn.Module):
         self.resid_dropout = nn.Dropout(config.dropout)
         self.n_head, self.dropout, self.layer = config.n_head, config.dropout, layer
 
-    def forward(self, x, mask, cache):
+    def forward(self, x, mask, cache, slots):
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
         if cache is not None:
-            k, v = cache.update(self.layer, k, v)   # (B, nh, S, hs)
-        # mask None: plain causal attention over T positions, the fastest (flash) kernel on CUDA
+            k, v = cache.update(self.layer, k, v, slots)   # (B, nh, S_max, hs)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None,
                                            dropout_p=self.dropout if self.training else 0.0)
         y = y.transpose(1, 2).contiguous().view(B, T, C)
@@ -92,8 +100,8 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x, mask, cache):
-        x = x + self.attn(self.ln_1(x), mask, cache)
+    def forward(self, x, mask, cache, slots):
+        x = x + self.attn(self.ln_1(x), mask, cache, slots)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -132,33 +140,35 @@ class GPT(nn.Module):
     def forward(self, idx, attn_mask=None, pos=None, kv_cache=None):
         """idx (B, T) token ids -> hidden states (B, T, C) after the final LayerNorm.
 
-        attn_mask: (B, S) bool, True at real (non-pad) tokens of all S positions so far (cache +
-            idx); None means no padding, and then plain causal attention runs.
-        pos: (B, T) position ids; default: S - T .. S - 1. Left-padded prompts pass their own so
-            that each sequence's first real token sits at position 0.
-        kv_cache: a KVCache; the keys/values of idx are appended to it.
+        attn_mask: (B, T) bool, True at real (non-pad) tokens of idx; None means no padding, and
+            then, without a cache, plain causal attention runs (the flash kernel on CUDA).
+        pos: (B, T) position ids; default 0 .. T-1 (with a cache: from its slot on). Left-padded
+            prompts pass their own so that each sequence's first real token sits at position 0.
+        kv_cache: a KVCache; idx's keys and values go to its slots at .. at+T-1, and idx attends to
+            every real key before it there, its own included.
         """
         B, T = idx.shape
-        past = kv_cache.pos if kv_cache is not None else 0
+        q_at = torch.arange(T, device=idx.device)             # (T,) where the queries sit
+        k_at, real, slots = q_at, attn_mask, None             # (S,) key slots, (B, S) real keys
+        if kv_cache is not None:
+            slots = q_at = kv_cache.at + q_at
+            kv_cache.real.index_copy_(1, slots, attn_mask if attn_mask is not None else
+                                      torch.ones(B, T, dtype=torch.bool, device=idx.device))
+            k_at, real = kv_cache.slot, kv_cache.real
+        assert T <= self.config.block_size, f"sequence of {T} tokens is longer than block_size {self.config.block_size}"
         if pos is None:
-            pos = torch.arange(past, past + T, device=idx.device).unsqueeze(0)   # (1, T)
-        assert past + T <= self.config.block_size, \
-            f"sequence of {past + T} tokens is longer than block_size {self.config.block_size}"
-        mask = None
-        if attn_mask is not None or kv_cache is not None:
-            S = past + T
-            q_at = torch.arange(past, S, device=idx.device).view(T, 1)
-            k_at = torch.arange(S, device=idx.device).view(1, S)
-            mask = (k_at <= q_at).view(1, 1, T, S)   # causal, (1, 1, T, S)
-            if attn_mask is not None:
-                # a query always sees itself: a pad query with no real key before it would
-                # otherwise be a fully masked row, which makes SDPA return NaN
-                mask = mask & (attn_mask.view(B, 1, 1, S) | (k_at == q_at).view(1, 1, T, S))
+            pos = q_at.unsqueeze(0)                             # (1, T)
+        mask = None   # None: plain causal attention over T positions, the fastest (flash) kernel on CUDA
+        if real is not None:
+            S = k_at.numel()
+            # causal, and a query always sees itself: a pad query with no real key before it
+            # would otherwise be a fully masked row, which makes SDPA return NaN
+            mask = (k_at.view(1, S) <= q_at.view(T, 1)) & (real.view(B, 1, 1, S) | (k_at.view(1, S) == q_at.view(T, 1)))   # (B, 1, T, S)
         x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
         for block in self.transformer.h:
-            x = block(x, mask, kv_cache)
+            x = block(x, mask, kv_cache, slots)
         if kv_cache is not None:
-            kv_cache.pos += T
+            kv_cache.at.add_(T)
         return self.transformer.ln_f(x)
 
     def lm_logits(self, h):
@@ -211,61 +221,110 @@ def filter_logits(logits, top_k=None, top_p=None):
     return logits
 
 
+def sample_logits(logits, temperature=1.0, top_k=None, top_p=None, generator=None):
+    """(B, V) logits -> (B,) sampled tokens and (B,) their float32 log-probs under
+    softmax(logits / temperature) (temperature 1 when greedy), before top-k/top-p filtering: the
+    policy's own log-prob, which PPO's ratio needs. temperature 0 is greedy decoding.
+    The draw is torch.multinomial(probs, 1)'s own, argmax(probs / q) with q ~ Exp(1) (the same
+    tokens, the same generator state), written out because multinomial checks its input on the
+    host, which a CUDA graph cannot capture."""
+    logits = logits.float()
+    if temperature > 0 and temperature != 1:
+        logits = logits / temperature
+    logp = F.log_softmax(logits, dim=-1)                                       # (B, V)
+    if temperature == 0:
+        tok = logits.argmax(-1)
+    else:
+        probs = F.softmax(filter_logits(logits, top_k, top_p), dim=-1)
+        tok = (probs / torch.empty_like(probs).exponential_(1, generator=generator)).argmax(-1)
+    return tok, logp.gather(1, tok[:, None]).squeeze(1)
+
+
 @torch.no_grad()
-def generate(model, prompts, max_new_tokens, eot_id, temperature=1.0, top_k=None, top_p=None, generator=None):
-    """Batched sampling with a KV cache for prompts of different lengths.
+def generate(model, prompts, max_new_tokens, eot_id, temperature=1.0, top_k=None, top_p=None, generator=None,
+             cuda_graph=False):
+    """Batched sampling with a static KV cache for prompts of different lengths.
 
     prompts: list of B token lists. They are left-padded to Tp (pad id = eot_id) with position
     ids that start at 0 on each prompt's first real token, and pads masked out of attention, so
     a prompt's continuation does not depend on its batch mates.
     Each sequence stops at its first end-of-text (which is kept as a real response token); after
     it, the sequence only carries padding. temperature 0 is greedy decoding.
+    cuda_graph: on CUDA, capture one decode step (forward of the last token, sampling, bookkeeping,
+    all in place on static tensors) as a CUDA graph and replay it per new token; elsewhere, and
+    with a user generator on a torch too old to register one with a graph (< 2.5), the same step
+    runs eagerly.
 
     Returns
       tokens        (B, Tp + Tn) long: left-padded prompts, then responses (Tn <= max_new_tokens)
       prompt_mask   (B, Tp) bool: real prompt tokens
-      logprobs      (B, Tn) float32: log pi(token) of each sampled token under softmax(logits /
-                    temperature) (temperature 1 when greedy), before top-k/top-p filtering: the
-                    policy's own log-prob, which PPO's ratio needs; 0 on padding
+      logprobs      (B, Tn) float32: log pi(token) of each sampled token (sample_logits); 0 on padding
       response_mask (B, Tn) bool: real response tokens (up to and including the end-of-text)
     """
     assert max_new_tokens >= 1
     was_training = model.training
     model.eval()   # no dropout while sampling; the mode is restored on return
     device = model.lm_head.weight.device
-    B, Tp = len(prompts), max(len(p) for p in prompts)
-    assert Tp + max_new_tokens <= model.config.block_size, \
-        f"prompt ({Tp}) + max_new_tokens ({max_new_tokens}) exceeds block_size {model.config.block_size}"
-    tokens = torch.full((B, Tp + max_new_tokens), eot_id, dtype=torch.long, device=device)
-    attn_mask = torch.zeros(B, Tp + max_new_tokens, dtype=torch.bool, device=device)
+    B, Tp, Tn = len(prompts), max(len(p) for p in prompts), max_new_tokens
+    assert Tp + Tn <= model.config.block_size, \
+        f"prompt ({Tp}) + max_new_tokens ({Tn}) exceeds block_size {model.config.block_size}"
+    prompt = torch.full((B, Tp), eot_id, dtype=torch.long)
+    prompt_mask = torch.zeros(B, Tp, dtype=torch.bool)
     for i, p in enumerate(prompts):
-        tokens[i, Tp - len(p):Tp] = torch.tensor(p, dtype=torch.long, device=device)
-        attn_mask[i, Tp - len(p):Tp] = True
-    pos = position_ids(attn_mask[:, :Tp])                          # (B, Tp)
-    cache = KVCache(model.config.n_layer, Tp + max_new_tokens)
-    h = model(tokens[:, :Tp], attn_mask=attn_mask[:, :Tp], pos=pos, kv_cache=cache)
-    next_pos = pos[:, -1:] + 1                                      # (B, 1)
-    logprobs = torch.zeros(B, max_new_tokens, device=device)
-    response_mask = torch.zeros(B, max_new_tokens, dtype=torch.bool, device=device)
+        prompt[i, Tp - len(p):] = torch.tensor(p, dtype=torch.long)
+        prompt_mask[i, Tp - len(p):] = True
+    prompt, prompt_mask = prompt.to(device), prompt_mask.to(device)   # one copy each, not one per prompt
+    pos = position_ids(prompt_mask)                                    # (B, Tp)
+    cache = KVCache(model.config, B, Tp + Tn, device)
+    h = model(prompt, attn_mask=prompt_mask, pos=pos, kv_cache=cache)[:, -1]   # (B, C)
+    # the decode state: static tensors that each step updates in place
+    tokens = torch.full((B, Tn), eot_id, dtype=torch.long, device=device)
+    logprobs = torch.zeros(B, Tn, device=device)
+    response_mask = torch.zeros(B, Tn, dtype=torch.bool, device=device)
     done = torch.zeros(B, dtype=torch.bool, device=device)
-    for t in range(max_new_tokens):
-        logits = model.lm_logits(h[:, -1]).float()                  # (B, V)
-        logp = F.log_softmax(logits / (temperature if temperature > 0 else 1.0), dim=-1)
-        if temperature == 0:
-            tok = logits.argmax(-1)
-        else:
-            probs = F.softmax(filter_logits(logits / temperature, top_k, top_p), dim=-1)
-            tok = torch.multinomial(probs, 1, generator=generator).squeeze(1)
-        tok = torch.where(done, torch.full_like(tok, eot_id), tok)
-        logprobs[:, t] = torch.where(done, 0.0, logp.gather(1, tok[:, None]).squeeze(1))
-        response_mask[:, t] = ~done
-        tokens[:, Tp + t] = tok
-        attn_mask[:, Tp + t] = ~done
-        done = done | (tok == eot_id)
-        if done.all() or t == max_new_tokens - 1:
-            Tn = t + 1
-            break
-        h = model(tok[:, None], attn_mask=attn_mask[:, :Tp + t + 1], pos=next_pos, kv_cache=cache)
-        next_pos = next_pos + 1
+    t = torch.zeros(1, dtype=torch.long, device=device)     # the response column being sampled
+    next_pos = pos[:, -1:] + 1                                # (B, 1)
+    tok = torch.zeros(B, dtype=torch.long, device=device)   # the last sampled token
+    real = torch.zeros(B, 1, dtype=torch.bool, device=device)   # ... and whether it is a real one
+
+    def record(h):
+        """Sample from the last hidden states (B, C) and write column t."""
+        new, logp = sample_logits(model.lm_logits(h), temperature, top_k, top_p, generator)
+        new = torch.where(done, eot_id, new)
+        logprobs.index_copy_(1, t, torch.where(done, 0.0, logp)[:, None])
+        real.copy_(~done[:, None])   # the end-of-text itself is real, what follows it is not
+        response_mask.index_copy_(1, t, real)
+        tokens.index_copy_(1, t, new[:, None])
+        done.logical_or_(new == eot_id)
+        tok.copy_(new)
+        t.add_(1)
+
+    def step():
+        """Feed the last sampled token to the cache, sample the next."""
+        h = model(tok[:, None], attn_mask=real, pos=next_pos, kv_cache=cache)[:, -1]
+        next_pos.add_(1)
+        record(h)
+
+    record(h)
+    n = 1
+    if cuda_graph and device.type == "cuda" and Tn > 2 and not done.all():
+        graph = torch.cuda.CUDAGraph()
+        if generator is not None and not hasattr(graph, "register_generator_state"):
+            graph = None   # old torch: only the default generator can be captured
+        if graph is not None:
+            side = torch.cuda.Stream()   # warm up (lazy inits, workspaces) off the capture stream
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                step()
+            torch.cuda.current_stream().wait_stream(side)
+            n += 1
+            if generator is not None:
+                graph.register_generator_state(generator)
+            with torch.cuda.graph(graph):
+                step()   # captured, not run
+            step = graph.replay
+    while n < Tn and not done.all():
+        step()
+        n += 1
     model.train(was_training)
-    return tokens[:, :Tp + Tn], attn_mask[:, :Tp], logprobs[:, :Tn], response_mask[:, :Tn]
+    return torch.cat([prompt, tokens[:, :n]], 1), prompt_mask, logprobs[:, :n], response_mask[:, :n]

@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nanoinstruct.model import GPT, GPTConfig, KVCache, filter_logits, generate, position_ids
+from nanoinstruct.model import GPT, GPTConfig, KVCache, filter_logits, generate, position_ids, sample_logits
 
 EOT = 63
 
@@ -47,11 +47,12 @@ def test_kv_cache_matches_full_forward_ragged():
     pos = position_ids(full_mask)
     with torch.no_grad():
         ref = m.lm_logits(m(full, attn_mask=full_mask, pos=pos))
-        cache = KVCache(m.config.n_layer, full.size(1))
+        cache = KVCache(m.config, 3, full.size(1), "cpu")
         steps = [m.lm_logits(m(x, attn_mask=mask, pos=pos[:, :Tp], kv_cache=cache))]
         for t in range(5):
             S = Tp + t + 1
-            steps.append(m.lm_logits(m(cont[:, t:t + 1], attn_mask=full_mask[:, :S], pos=pos[:, S - 1:S], kv_cache=cache)))
+            steps.append(m.lm_logits(m(cont[:, t:t + 1], pos=pos[:, S - 1:S], kv_cache=cache)))
+        assert cache.at.item() == full.size(1) and cache.real.equal(full_mask)
     cached = torch.cat(steps, 1)
     real = full_mask.unsqueeze(-1).expand_as(ref)
     assert (cached - ref)[real].abs().max() < 1e-4
@@ -77,6 +78,63 @@ def test_generate_logprobs_match_forward_and_padding_invariance():
             ref = seq_logprobs(m, p, resp)
         assert (ref - logprobs[i, :n]).abs().max() < 1e-4
         assert (logprobs[i, n:] == 0).all()
+
+
+def reference_generate(model, prompts, max_new_tokens, eot_id, temperature, top_k=None, top_p=None, generator=None):
+    """The sampler before the static cache, as an oracle: no cache (the whole padded sequence is
+    forwarded for each new token) and torch.multinomial itself."""
+    Tp = max(len(p) for p in prompts)
+    tokens = torch.tensor([[eot_id] * (Tp - len(p)) + p for p in prompts])
+    mask = torch.tensor([[False] * (Tp - len(p)) + [True] * len(p) for p in prompts])
+    done = torch.zeros(len(prompts), dtype=torch.bool)
+    logprobs = []
+    for t in range(max_new_tokens):
+        with torch.no_grad():
+            logits = model.lm_logits(model(tokens, attn_mask=mask, pos=position_ids(mask)))[:, -1]
+        logp = F.log_softmax(logits / (temperature if temperature > 0 else 1.0), dim=-1)
+        if temperature == 0:
+            tok = logits.argmax(-1)
+        else:
+            probs = F.softmax(filter_logits(logits / temperature, top_k, top_p), dim=-1)
+            tok = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+        tok = torch.where(done, torch.full_like(tok, eot_id), tok)
+        logprobs.append(torch.where(done, 0.0, logp.gather(1, tok[:, None]).squeeze(1)))
+        tokens, mask = torch.cat([tokens, tok[:, None]], 1), torch.cat([mask, ~done[:, None]], 1)
+        done = done | (tok == eot_id)
+        if done.all():
+            break
+    return tokens, mask[:, :Tp], torch.stack(logprobs, 1), mask[:, Tp:]
+
+
+@pytest.mark.parametrize("kw", [dict(temperature=1.0), dict(temperature=0.7, top_k=8), dict(temperature=1.3, top_p=0.9),
+                                dict(temperature=0.0)])
+def test_static_cache_sampler_matches_reference_for_a_fixed_seed(kw):
+    """Same tokens, masks, generator state and (to float32 rounding) log-probs as the uncached
+    multinomial loop, over two calls in a row, with ragged prompts and early stops."""
+    m = tiny()
+    with torch.no_grad():   # make end-of-text likely enough that some sequences stop early
+        m.lm_head.weight[EOT] = m.lm_head.weight[:8].mean(0) * 60
+    prompts = [[1, 2, 3, 4, 5, 6, 7], [8, 9], [10, 11, 12], [13]]
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    for _ in range(2):
+        got = generate(m, prompts, 16, EOT, generator=g1, **kw)
+        want = reference_generate(m, prompts, 16, EOT, generator=g2, **kw)
+        for a, b in zip(got, want):
+            assert a.shape == b.shape
+        assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1]) and torch.equal(got[3], want[3])
+        torch.testing.assert_close(got[2], want[2], rtol=0, atol=1e-5)
+    assert torch.equal(g1.get_state(), g2.get_state())
+    if kw["temperature"] > 0:
+        assert not got[3].all() and got[3][:, 0].all()   # the test covers early stops
+
+
+def test_sample_logits_draws_as_multinomial():
+    logits = torch.randn(6, 50)
+    g1, g2 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
+    tok, logp = sample_logits(logits, 0.8, generator=g1)
+    want = torch.multinomial(F.softmax(logits / 0.8, -1), 1, generator=g2).squeeze(1)
+    assert torch.equal(tok, want)
+    torch.testing.assert_close(logp, F.log_softmax(logits / 0.8, -1).gather(1, want[:, None]).squeeze(1))
 
 
 def test_greedy_equals_topk1_and_argmax_loop():
