@@ -6,7 +6,9 @@ no optimizer, device or config inside. The stage scripts call these in the order
   stage 2 (RM, eq. 1)       ranking_loss, ranking_accuracy
   stage 3 (PPO, eq. 2)      kl_penalized_rewards -> gae -> whiten -> policy_loss + value_loss
                             (+ ptx_coef * ptx_loss for "PPO-ptx"), adaptive_kl_coef
-  evaluation                win_rate (with a Wilson 95% interval)
+  evaluation                win_rate (with a Wilson 95% interval), paired_difference, best_of_n
+  beyond the paper          dpo_loss (Rafailov et al. 2023); gao_fit, the over-optimisation forms
+                            of Gao et al. 2022 (experiments/)
 
 Shape letters: B batch, T time, V vocab, N prompts, K responses per prompt, P = K*(K-1)/2 pairs.
 Every `mask` is a bool tensor, True at real tokens; padding never contributes to a mean or a grad.
@@ -108,6 +110,34 @@ def ranking_accuracy(rewards, ranking):
     winners, losers, valid = pairs_from_ranking(ranking)
     correct = (rewards.gather(1, winners) > rewards.gather(1, losers)) & valid
     return correct.sum(), valid.sum()
+
+# -----------------------------------------------------------------------------
+# beyond the paper: DPO (Rafailov et al. 2023), the reward model's loss on the policy itself
+
+def sequence_logprobs(logits, targets, mask):
+    """log pi(y | x) of whole responses, the sum of their tokens' log-probs:
+        logp[b] = sum_{t : mask[b,t]} log pi(targets[b,t] | tokens[b,:t+1])
+    logits (B,T,V), targets (B,T) long, mask (B,T) bool (as data.sft_batch lays them out: True on
+    the response tokens, its end-of-text included) -> (B,) float32. Masked targets may hold anything."""
+    safe_targets = torch.where(mask, targets, 0)
+    return torch.where(mask, logprobs_from_logits(logits, safe_targets), 0.0).sum(1)
+
+def dpo_loss(logps, ref_logps, ranking, beta):
+    """Direct Preference Optimization (Rafailov et al. 2023, eq. 7) over the C(K,2) pairs of a
+    K-wise ranking, taken as the reward model's eq. 1 takes them:
+        h(x, y) = beta * (log pi(y|x) - log pi_ref(y|x))          the implicit reward
+        loss    = -1/C(K,2) E_{(x, y_w, y_l)}[ log sigmoid(h(x, y_w) - h(x, y_l)) ]
+    i.e. ranking_loss with r_theta replaced by the policy's log-ratio to the frozen SFT model
+    ("your language model is secretly a reward model"); K = 2 is the paper's eq. 7. This is the
+    Bradley-Terry form on all pairs, not the paper's Plackett-Luce alternative (its App. A.3).
+    logps (N,K) float with grad: log pi(y|x) of each response (sequence_logprobs); ref_logps
+    (N,K) the same under pi_ref; ranking (N,K) long best->worst, -1 padding (pairs_from_ranking);
+    beta float -> (loss scalar, h (N,K) detached, for accuracy and margins).
+    Gradient: d loss / d logps[winner] = -beta * sigmoid(h_l - h_w) / C(K,2) per pair, < 0, so
+    a descent step raises the log-ratio of the better response and lowers the worse one's, the
+    more the worse the implicit reward orders them now."""
+    h = beta * (logps - ref_logps)                                   # (N,K)
+    return ranking_loss(h, ranking), h.detach()
 
 # -----------------------------------------------------------------------------
 # stage 3: PPO (eq. 2): per-token reward, advantages, clipped losses
@@ -265,6 +295,56 @@ def paired_difference(scores_a, scores_b, z=1.959964):
         return {"mean": m, "ci95": None}
     half = z * math.sqrt(sum((x - m) ** 2 for x in d) / (len(d) - 1) / len(d))
     return {"mean": m, "ci95": (m - half, m + half)}
+
+
+def best_of_n_expected(rm_scores, values, n):
+    """The expected `values` of best-of-n among N >= n samples of one prompt, exactly over all
+    C(N, n) subsets of them: the unbiased estimator of best-of-n that Gao et al. 2022 take from
+    Nakano et al. 2021 (WebGPT), less noisy than splitting the N into N/n disjoint groups. With
+    the samples sorted by RM score, the i-th lowest (i = 1..N) is the best of a random n-subset
+    with probability
+        C(i - 1, n - 1) / C(N, n).
+    rm_scores, values: N floats each -> float. Ties in the RM score go to the earlier sample, as
+    in best_of_n."""
+    N = len(rm_scores)
+    if not 1 <= n <= N or len(values) != N:
+        raise ValueError(f"best_of_n_expected: need 1 <= n <= N = {N} and {N} values, got n = {n}, {len(values)}")
+    order = sorted(range(N), key=lambda j: (float(rm_scores[j]), -j))   # ascending; among ties, the first last
+    return sum(math.comb(i, n - 1) * float(values[j]) for i, j in enumerate(order)) / math.comb(N, n)
+
+
+GAO_FORMS = {"bon": lambda d: d * d,                                   # R_bon(d) = d (a - b d)
+             "rl": lambda d: d * math.log(d) if d > 0 else 0.0}         # R_RL(d) = d (a - b log d)
+
+
+def gao_fit(d, gains, form):
+    """Least squares fit of Gao, Schulman and Hilton 2022's forms for the gold reward gained over
+    the initial policy against d = sqrt(KL(pi || pi_init)):
+        best-of-n, form "bon":   R(d) = d (a - b d)
+        RL,        form "rl":    R(d) = d (a - b log d)
+    Both are linear in (a, b), R = a d - b f(d) with f(d) = d^2 or d log d (0 at d = 0), so one
+    linear least squares solves it. d (>= 0), gains: equal-length sequences of floats -> (a, b).
+    The bon form peaks at d = a / (2 b), the RL form at d = exp(a / b - 1) (gao_peak)."""
+    if form not in GAO_FORMS:
+        raise ValueError(f"gao_fit: form must be one of {sorted(GAO_FORMS)}, got {form!r}")
+    d, y = [float(x) for x in d], [float(x) for x in gains]
+    if len(d) != len(y) or len(d) < 2 or min(d) < 0:
+        raise ValueError(f"gao_fit: need >= 2 points with d >= 0, got {len(d)} d and {len(y)} gains")
+    X = torch.tensor([[x, -GAO_FORMS[form](x)] for x in d], dtype=torch.float64)   # (n, 2)
+    a, b = torch.linalg.lstsq(X, torch.tensor(y, dtype=torch.float64).unsqueeze(1)).solution.squeeze(1).tolist()
+    return a, b
+
+
+def gao_curve(d, a, b, form):
+    """R(d) of a fitted Gao form at each d (a list of floats) -> list of floats."""
+    return [a * float(x) - b * GAO_FORMS[form](float(x)) for x in d]
+
+
+def gao_peak(a, b, form):
+    """The d at which a fitted Gao form peaks (inf when b <= 0: it never turns down)."""
+    if b <= 0:
+        return math.inf
+    return a / (2 * b) if form == "bon" else math.exp(a / b - 1)
 
 
 def best_of_n(scores):

@@ -287,3 +287,111 @@ def test_best_of_n():
     m = 4000
     kl = sum(q * math.log(q * m) for q in ((2 * (m - i) - 1) / m ** 2 for i in range(m)))
     assert rlhf.best_of_n_kl_bound(2) == pytest.approx(math.log(2) - 0.5) == pytest.approx(kl, abs=1e-3)
+
+
+def test_best_of_n_expected_equals_all_subsets():
+    """The order-statistics estimator equals the mean, over every n-subset of the N samples, of
+    the value of the subset's RM favourite (picked as best_of_n picks it, ties to the first)."""
+    import itertools
+    rm = [0.3, -1.2, 2.0, 0.3, 0.9, -0.4, 1.1]                  # a tie: samples 0 and 3
+    gold = [0.5, 0.1, 0.2, 0.9, 0.7, 0.4, 0.6]
+    for n in range(1, len(rm) + 1):
+        subsets = list(itertools.combinations(range(len(rm)), n))
+        brute = sum(gold[s[rlhf.best_of_n([[rm[j]] for j in s])[0]]] for s in subsets) / len(subsets)
+        assert rlhf.best_of_n_expected(rm, gold, n) == pytest.approx(brute, abs=1e-12)
+    assert rlhf.best_of_n_expected(rm, gold, 1) == pytest.approx(sum(gold) / len(gold))
+    assert rlhf.best_of_n_expected(rm, gold, len(rm)) == gold[2]          # all of them: the favourite
+    with pytest.raises(ValueError):
+        rlhf.best_of_n_expected(rm, gold, len(rm) + 1)
+
+
+# -----------------------------------------------------------------------------
+# DPO and the over-optimisation fits (experiments/)
+
+def softplus(x):
+    return math.log1p(math.exp(x))
+
+
+def test_sequence_logprobs_hand_case():
+    rows = [[[1.0, 2.0, 0.5], [0.0, 0.0, 3.0]], [[0.3, 0.2, 0.1], [5.0, 1.0, 1.0]]]
+    targets = torch.tensor([[1, 2], [-100, 0]])
+    mask = torch.tensor([[True, True], [False, True]])
+    got = rlhf.sequence_logprobs(torch.tensor(rows), targets, mask)
+    assert got.tolist() == pytest.approx([-nll(rows[0][0], 1) - nll(rows[0][1], 2), -nll(rows[1][1], 0)], abs=1e-6)
+
+
+def test_dpo_loss_hand_cases():
+    # K = 2, eq. 7: response 1 is the better one; h = beta * (logp - ref) = [0.5, -0.5]
+    logps = torch.tensor([[-3.0, -5.0]], requires_grad=True)
+    loss, h = rlhf.dpo_loss(logps, torch.tensor([[-4.0, -4.0]]), torch.tensor([[1, 0]]), beta=0.5)
+    assert loss.item() == pytest.approx(softplus(1.0), rel=1e-6)          # -log sigmoid(-0.5 - 0.5)
+    assert h.tolist() == [[0.5, -0.5]] and not h.requires_grad
+    # the gradient's sign: descent raises the chosen log-ratio and lowers the rejected one,
+    # by beta * sigmoid(h_l - h_w) = 0.5 * sigmoid(1) each
+    loss.backward()
+    g = 0.5 / (1 + math.exp(-1.0))
+    assert logps.grad.tolist() == [[pytest.approx(g), pytest.approx(-g)]]
+    stepped = logps.detach() - 0.1 * logps.grad
+    assert stepped[0, 1] > logps[0, 1] and stepped[0, 0] < logps[0, 0]
+    # K = 3 and a K = 2 prompt padded to 3: per prompt the mean over its C(K,2) pairs of
+    # -log sigmoid(h_w - h_l), then the mean over prompts (beta 1: h = logp - ref)
+    logps = torch.tensor([[-1.0, -2.0, -4.0], [-3.0, -1.0, 0.0]])
+    ref = torch.tensor([[-2.0, -2.0, -2.0], [-3.0, -3.0, 0.0]])          # h = [1, 0, -2], [0, 2, pad]
+    ranking = torch.tensor([[0, 1, 2], [0, 1, -1]])
+    loss, _ = rlhf.dpo_loss(logps, ref, ranking, beta=1.0)
+    first = (softplus(-1.0) + softplus(-3.0) + softplus(-2.0)) / 3
+    second = softplus(2.0)                                                 # the labelers' better one has h 0 < 2
+    assert loss.item() == pytest.approx((first + second) / 2, rel=1e-6)
+    # the policy equal to its reference: every pair at log 2
+    loss, _ = rlhf.dpo_loss(ref, ref, ranking, beta=0.1)
+    assert loss.item() == pytest.approx(math.log(2), rel=1e-6)
+
+
+def test_dpo_step_through_a_model_raises_the_chosen_log_ratio():
+    """One gradient step of DPO on a tiny GPT, from its own copy as the reference: the chosen
+    response's log-ratio rises above 0 and the rejected one's falls below."""
+    from nanoinstruct.model import GPT, GPTConfig
+    torch.manual_seed(0)
+    policy = GPT(GPTConfig(vocab_size=32, block_size=16, n_layer=1, n_head=2, n_embd=16, dropout=0.0), verbose=False)
+    prompt, chosen, rejected = [1, 2, 3], [4, 5, 6, 0], [7, 8, 0]
+    seqs = [prompt + chosen, prompt + rejected + [0]]                       # right-padded with 0
+    x = torch.tensor([s[:-1] for s in seqs])
+    y = torch.tensor([s[1:] for s in seqs])
+    mask = torch.tensor([[False, False, True, True, True, True], [False, False, True, True, True, False]])
+
+    def logps():
+        return rlhf.sequence_logprobs(policy.lm_logits(policy(x)), y, mask).view(1, 2)   # (N=1, K=2)
+
+    with torch.no_grad():
+        ref = logps()
+    loss, _ = rlhf.dpo_loss(logps(), ref, torch.tensor([[0, 1]]), beta=0.5)
+    assert loss.item() == pytest.approx(math.log(2), rel=1e-5)
+    loss.backward()
+    with torch.no_grad():
+        for p in policy.parameters():
+            p -= 0.05 * p.grad
+        ratio = (logps() - ref)[0]
+    assert ratio[0] > 1e-4 and ratio[1] < -1e-4
+
+
+def test_gao_fit_recovers_known_coefficients():
+    rng = np.random.default_rng(0)
+    # best-of-n: d at n = 1..64, R = d (a - b d)
+    d_bon = [math.sqrt(rlhf.best_of_n_kl_bound(n)) for n in (1, 2, 4, 8, 16, 32, 64)]
+    r_bon = [d * (0.30 - 0.08 * d) for d in d_bon]
+    a, b = rlhf.gao_fit(d_bon, r_bon, "bon")
+    assert (a, b) == (pytest.approx(0.30, abs=1e-9), pytest.approx(0.08, abs=1e-9))
+    assert rlhf.gao_curve([0.0, 1.0], a, b, "bon") == [0.0, pytest.approx(0.22)]
+    assert rlhf.gao_peak(a, b, "bon") == pytest.approx(0.30 / 0.16)
+    # RL: R = d (a - b log d), d up to 6, with noise: recovered within a few hundredths
+    d_rl = list(np.linspace(0.0, 6.0, 40))
+    r_rl = [d * (0.20 - 0.10 * (math.log(d) if d > 0 else 0.0)) + rng.normal(0, 0.005) for d in d_rl]
+    a, b = rlhf.gao_fit(d_rl, r_rl, "rl")
+    assert abs(a - 0.20) < 0.02 and abs(b - 0.10) < 0.01
+    assert rlhf.gao_peak(0.20, 0.10, "rl") == pytest.approx(math.exp(1.0))   # d = e^(a/b - 1)
+    # the wrong form does not fit the RL points as well
+    res = lambda form: sum((r - f) ** 2 for r, f in zip(r_rl, rlhf.gao_curve(d_rl, *rlhf.gao_fit(d_rl, r_rl, form), form)))  # noqa: E731
+    assert res("rl") < res("bon") / 2
+    assert rlhf.gao_peak(0.2, -0.1, "bon") == math.inf
+    with pytest.raises(ValueError):
+        rlhf.gao_fit([0.1, 0.2], [0.0, 0.1], "linear")
