@@ -14,14 +14,20 @@ samples_per_prompt times (default 4), as is an independent set of SFT samples (t
     that of the baseline's, averaged over prompts, with a 95% interval. It weighs how much better
     or worse each answer is, and averaging several samples per prompt narrows it (SFT's row: ~0);
   - the reward model's mean score and the KL to SFT (sum over response tokens, nats);
-  - the LM loss on the pretraining val split: the alignment tax, and what ptx buys back;
+  - the alignment tax: accuracy on the world's benchmark (multiple-choice cloze on the corpus'
+    facts in unseen phrasings, each choice scored by its likelihood, as HellaSwag is scored),
+    with a Wilson 95% interval, and the LM loss on the pretraining val split;
   - the reward model's val accuracy against labelers and against gold, beside the labelers'
     agreement (from out/rm/summary.json);
-  - reference rows, not policies: SFT sampled at cold_temperature (0.7). Sampling colder
-    sharpens SFT toward its likeliest answers with no labels and no training; RLHF's gain is
-    worth its cost only where it beats that. And SFT's best of `best_of` (2) samples by the RM
-    (best-of-n, Stiennon et al. 2020): what the RM is worth with no RL, at a KL of at most
-    log n - (n - 1) / n (the row's KL is that bound).
+  - reference rows, not policies, the baselines a sceptic would try: SFT sampled at each of
+    `temperatures` (sft_T0.7, ...) and the best of them by gold on these very prompts
+    (`sft_best_T`, its temperature in the row; choosing on the test prompts favours the baseline,
+    the honest direction). Sampling colder sharpens SFT toward its likeliest answers with no
+    labels and no training; RLHF's gain is worth its cost only where it beats that. And SFT's best
+    of 2 and of `best_of` (4) samples by the RM (best-of-n, Stiennon et al. 2020): what the RM is
+    worth with no RL, at a KL of at most log n - (n - 1) / n (the row's KL is that bound).
+A response that never emits end-of-text gets the fixed score `no_eot_score` in place of the RM's,
+as in PPO (rlhf.penalize_unended), for the RM column and for best-of-n's choice.
 Writes OUT/eval/report.json (DESIGN.md keys), report.md and PNGs. Samples at temperature 1: a
 policy is a distribution, and greedy decoding would hide what RLHF changed in it.
 
@@ -39,7 +45,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from nanoinstruct import common, rlhf  # noqa: E402
-from nanoinstruct.data import lm_batch, open_tokens, read_jsonl  # noqa: E402
+from nanoinstruct.data import lm_batch, open_tokens, pad_right, read_jsonl  # noqa: E402
 from nanoinstruct.model import generate, last_token_scores, response_logits  # noqa: E402
 from nanoinstruct.tokenizer import decode_response, encode_prompt, get_encoding  # noqa: E402
 
@@ -49,11 +55,13 @@ defaults = dict(
     policies="base,sft,ppo,ppo_ptx",
     prompts_file="data/world/prompts_eval.jsonl",
     val_bin="data/world/val.bin",
+    benchmark_file="data/world/benchmark.jsonl",   # the alignment-tax benchmark ("" = off)
     world="nanoinstruct.world",   # module with gold_score(prompt, response, ended), family_of, AIMS
     temperature=1.0, max_new_tokens=48, batch_size=128, max_prompts=0,
     samples_per_prompt=4,     # gold, RM score and KL average this many samples per prompt
-    cold_temperature=0.7,     # also SFT sampled this cold, the no-training baseline RL must beat (0 = off)
-    best_of=2,                # also SFT's best of this many samples by the RM (0 = off)
+    temperatures="0.3,0.5,0.7",   # SFT also sampled at each; the best by gold is sft_best_T ("" = off)
+    best_of=4,                # also SFT's best of 2 and of this many samples by the RM (0 = off)
+    no_eot_score=-2.0,        # the RM score of a response that never ends (as in PPO)
     val_batches=20, val_batch_size=16, val_block_size=128,
     device="auto", dtype="auto", seed=1234,
 )
@@ -78,6 +86,7 @@ prompts = [r["prompt"] for r in read_jsonl(cfg["prompts_file"], "prompts")]
 prompts = prompts[:cfg["max_prompts"]] if cfg["max_prompts"] else prompts
 families = [world.family_of(p) for p in prompts]
 val_tokens = open_tokens(cfg["val_bin"])
+bench_items = [json.loads(line) for line in open(cfg["benchmark_file"])] if cfg["benchmark_file"] else []
 print(f"{len(prompts)} evaluation prompts; policies: {', '.join(names)}")
 
 
@@ -100,6 +109,7 @@ def sample_and_score(model, seed, temperature):
             full = torch.cat([pmask, mask], 1)
             sft_logits = response_logits(sft, tokens, full, Tp, cfg["temperature"])
             rm = last_token_scores(reward_model, tokens, Tp + mask.sum(1) - 1, full)
+        rm = rlhf.penalize_unended(rm, (tokens[:, Tp:] == enc.eot_token).any(1), cfg["no_eot_score"])
         ref_logprobs = rlhf.logprobs_from_logits(sft_logits, tokens[:, Tp:])
         out["kl"] += torch.where(mask, logprobs - ref_logprobs, 0.0).sum(1).tolist()
         out["rm"] += rm.tolist()
@@ -123,6 +133,37 @@ def pretrain_val_loss(model):
     return sum(losses) / len(losses)
 
 
+@functools.lru_cache(maxsize=None)
+@torch.no_grad()
+def benchmark(model):
+    """Zero-shot multiple-choice accuracy on the benchmark, with a Wilson 95% interval: each
+    choice scored by the summed log-likelihood of its tokens after the context (the context
+    starts a document, after an end-of-text, as in pretraining); the likeliest is the answer."""
+    seqs, spans, owner = [], [], []
+    for i, item in enumerate(bench_items):
+        ctx_ids = [enc.eot_token] + enc.encode_ordinary(item["context"])
+        for choice in item["choices"]:
+            ids = ctx_ids + enc.encode_ordinary(choice)
+            seqs.append(ids), spans.append((len(ctx_ids), len(ids))), owner.append(i)
+    scores = []
+    for b in range(0, len(seqs), 256):
+        x, _ = pad_right(seqs[b:b + 256], enc.eot_token)
+        x = x.to(device)
+        with ctx:
+            logp = torch.log_softmax(model.lm_logits(model(x[:, :-1])).float(), -1)
+        tok = logp.gather(-1, x[:, 1:, None]).squeeze(-1)               # (b, T-1): log p of token t+1
+        for j, (lo, hi) in enumerate(spans[b:b + 256]):
+            scores.append(tok[j, lo - 1:hi - 1].sum().item())
+    correct, k = 0, 0
+    for i, item in enumerate(bench_items):
+        n = len(item["choices"])
+        s = scores[k:k + n]
+        correct += max(range(n), key=s.__getitem__) == item["answer"]
+        k += n
+    acc = correct / len(bench_items)
+    return acc, list(rlhf.wilson_interval(acc, len(bench_items)))
+
+
 def mean(xs):
     return sum(xs) / max(len(xs), 1)
 
@@ -140,27 +181,30 @@ def by_prompt(values):
 baseline = sample_and_score(sft, cfg["seed"] + 1000, cfg["temperature"])   # the SFT sample every policy faces
 aims = [world.AIMS[f] for f in families]
 report, samples = {"policies": {}, "references": {}}, {}
-# references beside the policies, neither trained: SFT itself sampled colder (RL that only
-# sharpens SFT's distribution toward its likeliest answers buys no more than this, with no labels
-# at all), and SFT's best of n samples by the RM (what the RM is worth without RL)
-cold = f"sft_T{cfg['cold_temperature']:g}"
+# references beside the policies, none trained: SFT itself sampled colder (RL that only sharpens
+# SFT's distribution toward its likeliest answers buys no more than this, with no labels at all),
+# and SFT's best of n samples by the RM (what the RM is worth without RL)
+temperatures = [float(t) for t in cfg["temperatures"].split(",") if t]
 
 
-def sample_best_of(n):
+def sample_best_of(n, draws):
     """SFT's best of n independent samples per slot by the RM score; its KL is the bound."""
-    draws = [sample_and_score(sft, cfg["seed"] + 2000 + j, cfg["temperature"]) for j in range(n)]
-    pick = rlhf.best_of_n([d["rm"] for d in draws])
+    pick = rlhf.best_of_n([d["rm"] for d in draws[:n]])
     s = {k: [draws[j][k][i] for i, j in enumerate(pick)] for k in draws[0]}
     s["kl"] = [rlhf.best_of_n_kl_bound(n)] * len(pick)
     return s
 
 
-best = f"sft_best_of_{cfg['best_of']}"
+@functools.lru_cache(maxsize=None)
+def best_of_draws():
+    return [sample_and_score(sft, cfg["seed"] + 2000 + j, cfg["temperature"]) for j in range(cfg["best_of"])]
+
+
 runs = [(n, m, functools.partial(sample_and_score, m, cfg["seed"], cfg["temperature"]), "policies")
         for n, (m, _) in policies.items()]
-runs += [(cold, sft, functools.partial(sample_and_score, sft, cfg["seed"], cfg["cold_temperature"]), "references")] \
-    if cfg["cold_temperature"] else []
-runs += [(best, sft, functools.partial(sample_best_of, cfg["best_of"]), "references")] if cfg["best_of"] else []
+runs += [(f"sft_T{t:g}", sft, functools.partial(sample_and_score, sft, cfg["seed"], t), "references") for t in temperatures]
+runs += [(f"sft_best_of_{n}", sft, (lambda n=n: sample_best_of(n, best_of_draws())), "references")
+         for n in sorted({2, cfg["best_of"]}) if cfg["best_of"] >= n]
 for n, model, sample, kind in runs:
     t0 = time.time()
     s = sample()
@@ -179,12 +223,23 @@ for n, model, sample, kind in runs:
         "win_rate_by_aim": {a: rlhf.win_rate([g for g, k in zip(first, aims) if k == a],
                                              [g for g, k in zip(base_first, aims) if k == a])["win_rate"]
                             for a in sorted(set(aims))},
+        "win_rate_ties_half": wr["win_rate_ties_half"], "win_rate_ties_half_ci95": list(wr["ci95_ties_half"]),
         "rm_score": mean(s["rm"]), "kl_to_sft": mean(s["kl"]), "pretrain_val_loss": pretrain_val_loss(model)}
+    if bench_items:
+        acc, ci = benchmark(model)
+        report[kind][n].update(benchmark_accuracy=acc, benchmark_accuracy_ci95=ci)
     samples[n] = by_prompt(s["texts"])
     p = report[kind][n]
     print(f"{n:8s} gold {p['gold_score']:.3f} ({p['gold_vs_sft']:+.3f} vs SFT) | win vs SFT {p['win_rate_vs_sft']:.3f} "
           f"[{p['win_rate_ci95'][0]:.2f}, {p['win_rate_ci95'][1]:.2f}] ties {p['tie_rate_vs_sft']:.2f} | "
-          f"RM {p['rm_score']:+.3f} | KL {p['kl_to_sft']:.2f} | ptx val loss {p['pretrain_val_loss']:.4f} | {time.time() - t0:.0f}s")
+          f"RM {p['rm_score']:+.3f} | KL {p['kl_to_sft']:.2f} | ptx val loss {p['pretrain_val_loss']:.4f} | "
+          f"benchmark {p.get('benchmark_accuracy', float('nan')):.3f} | {time.time() - t0:.0f}s")
+if temperatures:   # the best temperature by gold on these prompts: the baseline's most favourable choice
+    by_t = {t: f"sft_T{t:g}" for t in temperatures} | ({cfg["temperature"]: "sft"} if "sft" in report["policies"] else {})
+    row = lambda t: {**report["policies"], **report["references"]}[by_t[t]]   # noqa: E731
+    best_t = max(by_t, key=lambda t: row(t)["gold_score"])
+    report["references"]["sft_best_T"] = {**row(best_t), "temperature": best_t}
+    samples["sft_best_T"] = samples[by_t[best_t]]
 
 rm_summary_path = os.path.join(cfg["out"], "rm", "summary.json")
 rm_summary = json.load(open(rm_summary_path)) if os.path.exists(rm_summary_path) else {}
@@ -252,14 +307,19 @@ fig.savefig(os.path.join(eval_dir, "win_rates.png"), dpi=110)
 # ----------------------------------------------------------------------------- report.md
 P = {**report["policies"], **report["references"]}
 rows = names + list(report["references"])
-lines = ["| policy | gold score | gold - SFT's [95% CI] | win rate vs SFT [95% CI] | ties | RM score | KL to SFT | pretrain val loss |",
-         "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+lines = ["| policy | gold score | gold - SFT's [95% CI] | win rate vs SFT [95% CI] | ties | ties as half [95% CI] | "
+         "RM score | KL to SFT | benchmark [95% CI] | pretrain val loss |",
+         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+interval = lambda v, ci: f"{v:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"  # noqa: E731
 for n in rows:
     p = P[n]
     ci = "[{:+.3f}, {:+.3f}]".format(*p["gold_vs_sft_ci95"]) if p["gold_vs_sft_ci95"] else "(one prompt)"
-    lines.append(f"| {n} | {p['gold_score']:.3f} | {p['gold_vs_sft']:+.3f} {ci} | {p['win_rate_vs_sft']:.3f} [{p['win_rate_ci95'][0]:.3f}, "
-                 f"{p['win_rate_ci95'][1]:.3f}] | {p['tie_rate_vs_sft']:.2f} | {p['rm_score']:+.3f} | "
-                 f"{p['kl_to_sft']:.2f} | {p['pretrain_val_loss']:.4f} |")
+    bench = interval(p["benchmark_accuracy"], p["benchmark_accuracy_ci95"]) if "benchmark_accuracy" in p else "n/a"
+    name = f"{n} (T={p['temperature']:g})" if "temperature" in p else n
+    lines.append(f"| {name} | {p['gold_score']:.3f} | {p['gold_vs_sft']:+.3f} {ci} | "
+                 f"{interval(p['win_rate_vs_sft'], p['win_rate_ci95'])} | {p['tie_rate_vs_sft']:.2f} | "
+                 f"{interval(p['win_rate_ties_half'], p['win_rate_ties_half_ci95'])} | {p['rm_score']:+.3f} | "
+                 f"{p['kl_to_sft']:.2f} | {bench} | {p['pretrain_val_loss']:.4f} |")
 fams = sorted(set(families))
 lines += ["", "| policy | " + " | ".join(fams) + " |", "| --- |" + " --- |" * len(fams)]
 lines += [f"| {n} | " + " | ".join(f"{P[n]['gold_by_family'][f]:.3f}" for f in fams) + " |" for n in rows]
@@ -268,10 +328,9 @@ fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
 lines += ["", f"Reward model: val accuracy vs labelers {fmt(rmr['val_accuracy'])} (paper: 0.724), vs gold "
           f"{fmt(rmr['gold_accuracy'])}; labelers vs each other {fmt(rmr['labeler_agreement'])} (paper: 0.726), "
           f"labelers vs gold {fmt(rmr['labeler_gold_accuracy'])}.",
-          *(["", f"{cold} is a reference, not a policy: the SFT model sampled at temperature {cfg['cold_temperature']:g} "
-             f"with no training (its KL is to SFT at temperature {cfg['temperature']:g})."] if cold in report["references"] else []),
-          *(["", f"{best} is a reference, not a policy: of {cfg['best_of']} SFT samples, the one the reward model scores "
-             f"highest, with no training; its KL is the bound log n - (n - 1) / n."] if best in report["references"] else []),
+          "", "References are not policies: SFT sampled at temperature T with no training (sft_T*; its KL is to SFT "
+          f"at temperature {cfg['temperature']:g}), the best of those by gold on these prompts (sft_best_T), and of n SFT "
+          "samples the one the reward model scores highest (sft_best_of_n; its KL is the bound log n - (n - 1) / n).",
           "", "Wall time (s): " + ", ".join(f"{k} {v:.0f}" for k, v in wall.items())]
 table = "\n".join(lines)
 open(os.path.join(eval_dir, "report.md"), "w").write("# nanoinstruct evaluation\n\n" + table + "\n\n"

@@ -54,7 +54,7 @@ defaults = dict(
     iterations=45, rollout_batch=64, minibatch_size=32, ppo_epochs=2,
     lr=3e-5, value_lr=1e-4, weight_decay=0.0, grad_clip=1.0,
     temperature=1.0, max_new_tokens=48,
-    no_eot_penalty=1.0,       # subtracted from the RM score of a response that never ends
+    no_eot_score=-2.0,        # the score of a response that never ends, in place of the RM's (rlhf.NO_EOT_SCORE)
     kl_coef=0.1, adaptive_kl=False, target_kl=6.0, kl_horizon=10000,    # beta (paper 0.02); Ziegler et al. 2019
     gamma=1.0, lam=0.95, clip_eps=0.2, value_clip_eps=0.2,
     ptx_coef=0.2, ptx_batch_size=8, ptx_block_size=128,                 # gamma of eq. 2 (paper: 27.8)
@@ -125,9 +125,9 @@ for it in range(cfg["iterations"]):
     ended = (tokens[:, Tp:] == enc.eot_token).any(1)              # (B,) said end-of-text
 
     with torch.no_grad(), ctx:
-        # 2. score: r_theta read at the last real response token (the end-of-text when it ended)
+        # 2. score: r_theta read at the response's end-of-text; a fixed penalty if it never ended
         scores = last_token_scores(reward_model, tokens, Tp + n_real - 1, full_mask)   # (B,)
-        scores = scores - cfg["no_eot_penalty"] * (~ended).float()
+        scores = rlhf.penalize_unended(scores, ended, cfg["no_eot_score"])
         # 3. KL to the SFT reference: log pi_SFT of the sampled tokens, same temperature
         ref_logits = response_logits(ref_policy, tokens, full_mask, Tp, cfg["temperature"])   # (B, Tn, V)
         ref_logprobs = rlhf.logprobs_from_logits(ref_logits, tokens[:, Tp:])

@@ -25,7 +25,7 @@ import time
 import torch
 
 from nanoinstruct import common
-from nanoinstruct.data import comparison_batch, encode_example, pad_right, read_jsonl
+from nanoinstruct.data import comparison_batch, drop_unended, encode_example, pad_right, read_jsonl
 from nanoinstruct.model import last_token_scores
 from nanoinstruct.rlhf import pairs_from_ranking, ranking_accuracy, ranking_loss
 from nanoinstruct.tokenizer import get_encoding
@@ -63,10 +63,18 @@ block = cfg["block_size"] or model.config.block_size
 train = read_jsonl(cfg["train_file"], "comparisons")
 train = train[:cfg["max_train"]] if cfg["max_train"] else train
 val = read_jsonl(cfg["val_file"], "comparisons")
-for name, rows in (("train", train), ("val", val)):
+# the demonstrations whose scores set the normalisation, read before training so a bad file
+# stops the run before it has cost anything
+demos = read_jsonl(cfg["norm_file"], "demonstrations")
+demos = random.Random(0).sample(demos, min(cfg["norm_samples"], len(demos)))
+train, n_resp, n_prompts = drop_unended(train)
+val, n_resp_val, n_prompts_val = drop_unended(val)
+for name, rows, dropped in (("train", train, (n_resp, n_prompts)), ("val", val, (n_resp_val, n_prompts_val))):
     ks = [len(c["responses"]) for c in rows]
     print(f"{name}: {len(rows)} prompts, K = {min(ks)}..{max(ks)}, "
-          f"{sum(k * (k - 1) // 2 for k in ks)} comparisons, {sum(ks)} responses")
+          f"{sum(k * (k - 1) // 2 for k in ks)} comparisons, {sum(ks)} responses"
+          + (f" ({dropped[0]} responses that never ended and {dropped[1]} prompts left with < 2 dropped)"
+             if dropped[0] else ""))
 meta_path = os.path.join(os.path.dirname(cfg["val_file"]), "comparisons_meta.json")
 meta = json.load(open(meta_path)) if os.path.exists(meta_path) else {}
 
@@ -157,33 +165,38 @@ if train_cut:
 
 # ----------------------------------------------------------------------------- normalise
 # Paper sec. 3.5: "we normalize the RM using a bias so that the labeler demonstrations achieve a
-# mean score of 0 before doing RL". The shift goes into the scalar head's bias, so every later
-# user of the checkpoint (PPO, value-model init, evaluation) gets normalised rewards for free.
+# mean score of 0 before doing RL". We also divide by the demonstrations' standard deviation, as
+# lm-human-preferences normalises both the bias and the gain: PPO's value clip (0.2) and its
+# no-end-of-text penalty are then in units of that spread, whatever scale training left.
+# Both go into the scalar head, so every later user of the checkpoint (PPO, the value model's
+# init, evaluation) gets normalised rewards for free.
 @torch.no_grad()
-def mean_demo_reward(demos):
+def demo_rewards(demos):
     model.eval()
-    total = 0.0
+    out = []
     for i in range(0, len(demos), 32):
         ex = [encode_example(enc, d["prompt"], d["response"], block)[0] for d in demos[i:i + 32]]
         x, lengths = pad_right(ex, enc.eot_token)
         x, lengths = x.to(device), lengths.to(device)
         with ctx:
-            total += last_token_scores(model, x, lengths - 1).sum().item()
-    return total / len(demos)
+            out.append(last_token_scores(model, x, lengths - 1).float())
+    return torch.cat(out)
 
 
-demos = read_jsonl(cfg["norm_file"], "demonstrations")
-demos = random.Random(0).sample(demos, min(cfg["norm_samples"], len(demos)))
-shift = mean_demo_reward(demos)
-model.score_head.bias.data -= shift
-after = mean_demo_reward(demos)
-print(f"reward normalisation: demonstrations' mean reward {shift:+.4f} -> {after:+.4f} (bias shifted by {-shift:+.4f})")
+r = demo_rewards(demos)
+mean, std = r.mean().item(), r.std().item()
+model.score_head.weight.data /= std
+model.score_head.bias.data = (model.score_head.bias.data - mean) / std
+after = demo_rewards(demos)
+print(f"reward normalisation: demonstrations' reward mean {mean:+.4f} -> {after.mean().item():+.4f}, "
+      f"standard deviation {std:.4f} -> {after.std().item():.4f}")
 
 # ----------------------------------------------------------------------------- save
 final, _ = evaluate(val)
-summary = {**final, "labeler_agreement": meta.get("labeler_agreement"), "demo_mean_reward": after,
-           "bias_shift": -shift, "wall_time_s": time.time() - t0}
+summary = {**final, "labeler_agreement": meta.get("labeler_agreement"), "demo_mean_reward": after.mean().item(),
+           "demo_reward_std": after.std().item(), "bias_shift": -mean, "gain": 1 / std, "wall_time_s": time.time() - t0}
 print("final:", json.dumps(summary))
-common.save_run(cfg["out_dir"], cfg, model, max_steps - 1, optimizer, reward_norm={"shift": -shift, "demo_mean": after}, summary=summary)
+common.save_run(cfg["out_dir"], cfg, model, max_steps - 1, optimizer,
+                reward_norm={"mean": mean, "std": std, "demo_mean": after.mean().item()}, summary=summary)
 json.dump(summary, open(os.path.join(cfg["out_dir"], "summary.json"), "w"), indent=2)
 print(f"done in {time.time() - t0:.1f}s; checkpoint in {os.path.join(cfg['out_dir'], 'ckpt.pt')}")

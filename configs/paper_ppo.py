@@ -19,7 +19,8 @@ Sources, checked against quotations of the paper's text (not the PDF itself):
             64..1024; minibatch 32 slightly better than 64, 64 used for GPU utilisation;
             256k episodes enough for the 1.3B PPO-ptx.
 Not expressible here (no such keys in train_ppo.py): the 10-iteration lr warmup, the weight EMA,
-the pretraining-mix SFT init (App. C.3), prompt filtering by length. Not stated in the paper:
+prompt filtering by length. The pretraining-mix SFT init of App. C.3 is a checkpoint made by
+train_sft.py with --ptx_frac=0.1 (configs/paper_sft.py says how), passed as init_from below. Not stated in the paper:
 GAE lambda, the value-loss clip, weight decay, gradient clipping, the policy lr.
 """
 out_dir = "out/paper/ppo_ptx"
@@ -41,7 +42,7 @@ clip_eps = 0.2           # App. C.4
 value_clip_eps = 0.2     # not stated; ours
 ptx_coef = 27.8          # App. C.4 gamma. Uncertain match: the paper does not say how its PPO and
                          # pretraining losses are normalised; ours are per-token means, so 27.8 here
-                         # may weigh ptx more than in the paper (the script's default is 1.0)
+                         # may weigh ptx more than in the paper (the script's default is 0.2)
 ptx_batch_size = 64      # paper: 8 pretraining examples per episode = 512 per 64-rollout minibatch;
                          # ours: 64, since one 512-sequence forward does not fit one GPU (no
                          # accumulation here); the loss is a per-token mean, so this changes its

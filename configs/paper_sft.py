@@ -13,8 +13,9 @@ Sources, checked against quotations of the paper's text (not the PDF itself):
             no warmup; lr 9.65e-6 with batch 32 for 1.3B and 6B, 5.03e-6 with batch 8 for 175B
             (picked by a geometric search over 7 and 5 lrs).
   App. C.3  the SFT model that PPO starts from is a different one: 2 epochs with 10% pretraining
-            data mixed in (not supported by train_sft.py), lr 5e-6 / 1.04e-5 / 2.45e-6 for
-            1.3B / 6B / 175B.
+            data mixed in, lr 5e-6 / 1.04e-5 / 2.45e-6 for 1.3B / 6B / 175B. train_sft.py does
+            this with --ptx_frac=0.1 --epochs=2 (and --ptx_bin naming the pretraining tokens)
+            added after this file, into another out_dir.
 Our dropout flag covers the residual branches (attention and MLP outputs), as the paper's, and
 also the embeddings and attention weights (nanoGPT's layout).
 """

@@ -7,7 +7,9 @@ Formats (JSON lines, UTF-8, `.gz` accepted):
                   pairwise {"prompt", "chosen", "rejected"}, or HH-RLHF {"chosen", "rejected"}
                   (full transcripts); all three come out as the K-wise form (pairwise: K = 2).
                   K-wise lines may carry "gold": [float, ...], the default world's gold score
-                  of each response, which the reward model's evaluation then reports against
+                  of each response, which the reward model's evaluation then reports against,
+                  and "ended": [bool, ...], whether each sampled response emitted end-of-text
+                  (see `drop_unended`)
   prompts         {"prompt": str}
   pretraining     a .bin token file (numpy uint16 or uint32, see `open_tokens`)
 """
@@ -70,6 +72,11 @@ def _check(obj, kind):
                     not all(isinstance(g, (int, float)) for g in obj["gold"]):
                 raise ValueError("comparisons: 'gold' must be a number per response")
             out["gold"] = [float(g) for g in obj["gold"]]
+        if "ended" in obj:  # optional: whether each response emitted end-of-text (sampled, not written)
+            if not isinstance(obj["ended"], list) or len(obj["ended"]) != len(responses) or \
+                    not all(isinstance(e, bool) for e in obj["ended"]):
+                raise ValueError("comparisons: 'ended' must be a true/false per response")
+            out["ended"] = obj["ended"]
         return out
     strings("chosen", "rejected")
     if "prompt" in obj:
@@ -149,6 +156,32 @@ def sft_batch(examples, pad_id, device="cpu"):
     t = torch.arange(1, ids.size(1)).unsqueeze(0)                # position of each target
     loss_mask = (t >= n_prompt.unsqueeze(1)) & (t < lengths.unsqueeze(1))
     return ids[:, :-1].to(device), ids[:, 1:].to(device), loss_mask.to(device)
+
+
+def drop_unended(comparisons):
+    """K-wise comparisons without the responses that never emitted end-of-text ("ended": false):
+    the reward model is never asked to score one (PPO, best-of-n and evaluation give them a fixed
+    penalty instead), and training on it would teach a reading at an end-of-text that was never
+    produced. The ranking of the rest is kept; a prompt left with fewer than 2 is dropped.
+    Returns (comparisons, n_responses_dropped, n_prompts_dropped)."""
+    out, n_resp, n_prompts = [], 0, 0
+    for c in comparisons:
+        ended = c.get("ended", [True] * len(c["responses"]))
+        keep = [i for i in c["ranking"] if ended[i]]
+        n_resp += len(c["responses"]) - len(keep)
+        if len(keep) < 2:
+            n_prompts += 1
+            continue
+        if len(keep) == len(c["responses"]):
+            out.append(c)
+            continue
+        new = {i: j for j, i in enumerate(sorted(keep))}
+        d = {"prompt": c["prompt"], "responses": [c["responses"][i] for i in sorted(keep)],
+             "ranking": [new[i] for i in keep]}
+        if "gold" in c:
+            d["gold"] = [c["gold"][i] for i in sorted(keep)]
+        out.append(d)
+    return out, n_resp, n_prompts
 
 
 def comparison_batch(comparisons, enc, block_size, device="cpu"):

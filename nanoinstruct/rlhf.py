@@ -261,6 +261,8 @@ def win_rate(scores_a, scores_b, tol=1e-9, z=1.959964):
       ci95     = (lo, hi) Wilson score interval for win_rate. Wilson, not the normal
                  approximation p +- z*sqrt(p(1-p)/n): that one collapses to zero width at p = 0
                  or 1 and leaves [0,1] for small n, exactly where a few dozen eval prompts land.
+      win_rate_ties_half, ci95_ties_half: the convention that counts a tie as half a win,
+                 (wins + ties / 2) / all pairs, over all pairs, with its Wilson interval
     With no non-tied pair: win_rate 0.5 and ci95 (0, 1), i.e. no evidence either way."""
     a = [float(x) for x in scores_a]
     b = [float(x) for x in scores_b]
@@ -270,14 +272,21 @@ def win_rate(scores_a, scores_b, tol=1e-9, z=1.959964):
     losses = sum(y - x > tol for x, y in zip(a, b))
     ties = len(a) - wins - losses
     n = wins + losses
-    out = dict(wins=wins, losses=losses, ties=ties, tie_rate=ties / len(a) if a else 0.0)
+    out = dict(wins=wins, losses=losses, ties=ties, tie_rate=ties / len(a) if a else 0.0,
+               win_rate_ties_half=(wins + ties / 2) / len(a) if a else 0.5,
+               ci95_ties_half=wilson_interval((wins + ties / 2) / len(a), len(a), z) if a else (0.0, 1.0))
     if n == 0:
         return {**out, "win_rate": 0.5, "ci95": (0.0, 1.0)}
-    p = wins / n
+    return {**out, "win_rate": wins / n, "ci95": wilson_interval(wins / n, n, z)}
+
+
+def wilson_interval(p, n, z=1.959964):
+    """Wilson score interval (lo, hi) of a proportion p observed over n trials (p may count
+    half-successes, as a tie counted as half a win does)."""
     denom = 1 + z * z / n
     center = (p + z * z / (2 * n)) / denom
     half = z / denom * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return {**out, "win_rate": p, "ci95": (max(0.0, center - half), min(1.0, center + half))}
+    return (max(0.0, center - half), min(1.0, center + half))
 
 
 def paired_difference(scores_a, scores_b, z=1.959964):
@@ -362,3 +371,16 @@ def best_of_n_kl_bound(n):
     """The KL of best-of-n to the sampled policy is at most log(n) - (n - 1) / n (Stiennon et
     al. 2020, App. G.3; equal to it when no two samples coincide)."""
     return math.log(n) - (n - 1) / n
+
+
+# The reward of a response that never emitted end-of-text: the reward model was never trained to
+# score one (the comparisons drop them), so reading it at some token it never saw as an end
+# would be arbitrary. lm-human-preferences and Huang et al. 2024 replace such a score by a fixed
+# penalty; ours is in the normalised RM's units (demonstrations: mean 0, standard deviation 1).
+NO_EOT_SCORE = -2.0
+
+
+def penalize_unended(scores, ended, penalty=NO_EOT_SCORE):
+    """scores (B,) RM scores, ended (B,) bool -> (B,): the score where the response ended, the
+    fixed `penalty` where it never did."""
+    return torch.where(ended, scores, torch.full_like(scores, penalty))

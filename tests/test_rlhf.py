@@ -274,6 +274,24 @@ def test_paired_difference():
         rlhf.paired_difference([1.0, 2.0], [1.0])
 
 
+def test_win_rate_ties_as_half():
+    a, b = [1.0, 2.0, 3.0, 0.0, 5.0], [0.0, 2.0, 3.0, 1.0, 4.0]   # 2 wins, 1 loss, 2 ties
+    out = rlhf.win_rate(a, b)
+    assert out["win_rate"] == pytest.approx(2 / 3)
+    assert out["win_rate_ties_half"] == pytest.approx((2 + 2 / 2) / 5)
+    lo, hi = out["ci95_ties_half"]
+    assert (lo, hi) == pytest.approx(rlhf.wilson_interval(0.6, 5)) and lo < 0.6 < hi
+    # hand-computed Wilson interval for p = 0.6, n = 5 (z = 1.96): centre 0.5681, half-width 0.3374
+    assert lo == pytest.approx(0.2307, abs=1e-3) and hi == pytest.approx(0.8824, abs=1e-3)
+
+
+def test_penalize_unended():
+    scores = torch.tensor([0.5, -1.0, 3.0])
+    out = rlhf.penalize_unended(scores, torch.tensor([True, False, False]), penalty=-2.0)
+    assert out.tolist() == [0.5, -2.0, -2.0]
+    assert rlhf.penalize_unended(scores, torch.tensor([False, True, True]))[0].item() == rlhf.NO_EOT_SCORE
+
+
 def test_best_of_n():
     # three draws for four slots: the kept draw per slot is the highest score, the first on a tie
     scores = [[0.1, 2.0, -1.0, 0.5], [0.3, 1.0, -2.0, 0.5], [0.2, 3.0, -3.0, 0.4]]

@@ -43,16 +43,26 @@ def test_pipeline_report_well_formed(micro):
     assert "| policy | gold score |" in stdout          # ends by printing the results table
     report = json.load(open(out / "eval" / "report.json"))
     assert set(report["policies"]) == {"base", "sft", "ppo", "ppo_ptx"}
-    # SFT sampled colder, and SFT's best of 2 samples by the RM: the no-training baselines
-    assert set(report["references"]) == {"sft_T0.7", "sft_best_of_2"}
-    best = report["references"]["sft_best_of_2"]
-    assert best["kl_to_sft"] == pytest.approx(math.log(2) - 0.5)          # the best-of-n bound
-    rows = {**report["policies"], **report["references"]}
+    # SFT sampled colder (and the best temperature by gold), SFT's best of 2 and of 4 samples by
+    # the RM: the no-training baselines
+    refs = report["references"]
+    assert set(refs) == {"sft_T0.3", "sft_T0.5", "sft_T0.7", "sft_best_T", "sft_best_of_2", "sft_best_of_4"}
+    for n in (2, 4):
+        assert refs[f"sft_best_of_{n}"]["kl_to_sft"] == pytest.approx(math.log(n) - (n - 1) / n)   # the best-of-n bound
+    sweep = {0.3: refs["sft_T0.3"], 0.5: refs["sft_T0.5"], 0.7: refs["sft_T0.7"], 1.0: report["policies"]["sft"]}
+    best_t = refs["sft_best_T"]["temperature"]
+    assert refs["sft_best_T"]["gold_score"] == max(r["gold_score"] for r in sweep.values()) == sweep[best_t]["gold_score"]
+    rows = {**report["policies"], **refs}
     for name, p in rows.items():
-        for key in ("gold_score", "win_rate_vs_sft", "tie_rate_vs_sft", "rm_score", "kl_to_sft", "pretrain_val_loss"):
+        for key in ("gold_score", "win_rate_vs_sft", "tie_rate_vs_sft", "rm_score", "kl_to_sft", "pretrain_val_loss",
+                    "benchmark_accuracy", "win_rate_ties_half"):
             assert finite(p[key]), (name, key, p[key])
         lo, hi = p["win_rate_ci95"]
         assert 0 <= lo <= p["win_rate_vs_sft"] <= hi <= 1
+        lo, hi = p["win_rate_ties_half_ci95"]
+        assert 0 <= lo <= p["win_rate_ties_half"] <= hi <= 1
+        lo, hi = p["benchmark_accuracy_ci95"]
+        assert 0 <= lo <= p["benchmark_accuracy"] <= hi <= 1
         lo, hi = p["gold_vs_sft_ci95"]
         assert lo <= p["gold_vs_sft"] <= hi and -1 <= p["gold_vs_sft"] <= 1
         assert p["gold_by_family"] and all(finite(v) for v in p["gold_by_family"].values())
@@ -74,7 +84,8 @@ def test_pipeline_report_well_formed(micro):
     stages = {"world", "pretrain", "sft", "collect", "rm", "ppo", "ppo_ptx", "evaluate", "total"}
     assert stages <= set(report["wall_time_s"]) and all(finite(v) for v in report["wall_time_s"].values())
     md = (out / "eval" / "report.md").read_text()
-    assert md.count("| ppo_ptx |") == 2 and md.count("| sft_T0.7 |") == 2 and md.count("| sft_best_of_2 |") == 2
+    assert md.count("| ppo_ptx |") == 2 and md.count("| sft_T0.7 |") == 2 and md.count("| sft_best_of_4 |") == 2
+    assert md.count(f"| sft_best_T (T={best_t:g}) |") == 2
     for png in ("training_curves.png", "ppo_rm_vs_gold.png", "win_rates.png"):
         blob = (out / "eval" / png).read_bytes()
         assert blob[:8] == b"\x89PNG\r\n\x1a\n" and len(blob) > 5000
@@ -95,7 +106,8 @@ def test_every_stage_writes_a_loadable_checkpoint(micro):
 
 
 def test_reward_model_normalised_on_demonstrations(micro):
-    """The RM checkpoint's bias makes the demonstrations' mean reward 0 (paper sec. 3.5)."""
+    """The RM checkpoint's bias makes the demonstrations' mean reward 0 (paper sec. 3.5), and its
+    gain their standard deviation 1 (lm-human-preferences)."""
     out, _ = micro
     rm, ckpt = common.load_model(str(out / "rm"), scalar_head=True, verbose=False)
     enc = tokenizer.get_encoding(ckpt["config"]["tokenizer"])
@@ -106,8 +118,8 @@ def test_reward_model_normalised_on_demonstrations(micro):
     x, lengths = data.pad_right(ex, enc.eot_token)
     with torch.no_grad():
         r = rm.scores(rm(x)[torch.arange(len(ex)), lengths - 1])
-    assert abs(r.mean().item()) < 1e-4
-    assert abs(ckpt["reward_norm"]["shift"]) > 0       # a shift was actually applied
+    assert abs(r.mean().item()) < 1e-4 and r.std().item() == pytest.approx(1.0, abs=1e-4)
+    assert ckpt["reward_norm"]["std"] > 0 and ckpt["reward_norm"]["std"] != 1.0   # a gain was actually applied
 
 
 def test_collected_comparisons_are_valid_kwise(micro):
@@ -116,7 +128,11 @@ def test_collected_comparisons_are_valid_kwise(micro):
     rows += data.read_jsonl(str(out / "world" / "comparisons_val.jsonl"), "comparisons")
     assert rows and all(2 <= len(r["responses"]) <= 4 for r in rows)
     assert all(len(set(r["responses"])) == len(r["responses"]) for r in rows)   # duplicates dropped
-    assert all(len(r["gold"]) == len(r["responses"]) for r in rows)
+    assert all(len(r["gold"]) == len(r["responses"]) == len(r["ended"]) for r in rows)   # "ended" kept
+    # the labelers saw which responses ended: an unended one carries the world's unended gold
+    for r in rows:
+        for text, g, e in zip(r["responses"], r["gold"], r["ended"]):
+            assert g == pytest.approx(world.gold_score(r["prompt"], text, ended=e), abs=1e-6)
     meta = json.load(open(out / "world" / "comparisons_meta.json"))
     assert 0 <= meta["labeler_agreement"] <= 1 and meta["prompts"] == len(rows)
 
@@ -266,3 +282,15 @@ def test_ppo_first_update_is_the_policy_gradient():
     g_pg = torch.autograd.grad(-rlhf.masked_mean(advantages * new_logprobs(), mask), list(policy.parameters()))
     assert clip_frac == 0
     assert all(torch.allclose(a, b, atol=1e-6, rtol=1e-4) for a, b in zip(g_ppo, g_pg))
+
+
+def test_drop_unended_keeps_the_ranking_of_the_rest(tmp_path):
+    c = {"prompt": "p", "responses": ["a", "b", "c", "d"], "ranking": [2, 0, 3, 1], "gold": [0.5, 0.1, 0.9, 0.3],
+         "ended": [True, True, False, True]}
+    rows, n_resp, n_prompts = data.drop_unended([c, {**c, "ended": [False, False, True, False]}, {**c, "ended": [True] * 4}])
+    assert (n_resp, n_prompts) == (1 + 3, 1) and len(rows) == 2
+    assert rows[0] == {"prompt": "p", "responses": ["a", "b", "d"], "ranking": [0, 2, 1], "gold": [0.5, 0.1, 0.3]}
+    assert rows[1]["responses"] == c["responses"]
+    data.write_jsonl(str(tmp_path / "bad.jsonl"), [{**c, "ended": [1, 0, 1, 1]}])
+    with pytest.raises(SystemExit, match="bad.jsonl:1: .*ended"):
+        data.read_jsonl(str(tmp_path / "bad.jsonl"), "comparisons")

@@ -6,7 +6,9 @@ simulated labeler ranks them (paper section 3.4: labelers rank K = 4..9 outputs 
 Samples K responses per prompt of prompts_rm.jsonl from a checkpoint (batched, KV cache), drops
 exact duplicates (a ranking between identical texts carries no preference; the count is
 printed), has one labeler of a pool rank each prompt's responses, and writes K-wise comparison
-files in the DESIGN.md format, with each response's gold score as an extra "gold" field:
+files in the DESIGN.md format, with each response's gold score and whether it emitted
+end-of-text as extra "gold" and "ended" fields (the reward model leaves out responses that never
+ended; PPO and evaluation give them a fixed penalty):
     comparisons_train.jsonl, comparisons_val.jsonl, comparisons_meta.json
 It prints the labeler agreement measured on these very samples (a second, independent labeler
 ranks every prompt again) and the samples' mean gold score.
@@ -71,7 +73,7 @@ rows = []
 for p, texts, ended in groups:
     labeler = rng.randrange(cfg["n_labelers"])   # each prompt goes to one labeler of the pool
     rows.append({"prompt": p, "responses": texts, "ranking": world.rank(p, texts, labeler, ended),
-                 "gold": [round(world.gold_score(p, t, e), 6) for t, e in zip(texts, ended)]})
+                 "gold": [round(world.gold_score(p, t, e), 6) for t, e in zip(texts, ended)], "ended": ended})
 # agreement: the pool's labeler 0 vs labeler 1 on every prompt, the paper's 72.6 +- 1.5% statistic
 agreement = world.labeler_agreement([(p, t) for p, t, _ in groups], labelers=(0, 1), ended=[e for _, _, e in groups])
 

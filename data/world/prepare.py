@@ -11,7 +11,8 @@ the corpus, the prompts and the demonstrations). Writes into --out_dir:
   prompts_rm.jsonl        {"prompt"}: prompts whose sampled responses labelers rank (stage 2)
   prompts_ppo.jsonl       {"prompt"}: stage 3 (PPO)
   prompts_eval.jsonl      {"prompt"}: held out, in no training file; families interleaved
-  meta.json               counts, demonstrators' flaw rate and mean gold score, labeler agreement
+  benchmark.jsonl         {"context", "choices", "answer"}: the alignment-tax benchmark (cloze)
+  meta.json               counts, demonstrators' flaw and habit rates and mean gold, labeler agreement
 """
 import json
 import os
@@ -38,7 +39,8 @@ defaults = dict(
     n_prompts_rm=4000,       # 2000 -> 4000 prompts raised the RM's gold accuracy 0.64 -> 0.72; 6000 added nothing (README)
     n_prompts_ppo=2000,
     n_eval_per_family=50,
-    flaw_rate=0.25,          # demonstrators' flaw rate (the paper's labelers are not perfect either)
+    flaw_rate=0.15,          # demonstrators' random flaws: noise around the right answer
+    habit_strength=1.0,      # demonstrators' systematic habits (world.HABITS): 0 = none, 1 = the documented default
     vocab_size=4096,         # an upper bound: the world's words run out of merges near 1000
     bpe_chars=1_500_000,     # BPE trains on this much corpus text (enough: the word set is small)
 )
@@ -52,10 +54,10 @@ stream = lambda name: random.Random(f"{name}:{seed}")   # independent RNG stream
 rng = stream("corpus")
 docs = [world.pretraining_document(rng) for _ in range(cfg["n_pretrain_docs"] + cfg["n_val_docs"])]
 rng = stream("demos")
-demos = [(p, *world.demonstrate(p, rng, cfg["flaw_rate"], return_flaw=True))
-         for p in world.sample_prompts(cfg["n_demos_train"] + cfg["n_demos_val"], rng)]
-prompts_rm = world.sample_prompts(cfg["n_prompts_rm"], stream("rm"))
-prompts_ppo = world.sample_prompts(cfg["n_prompts_ppo"], stream("ppo"))
+demos = [(p, *world.demonstrate(p, rng, cfg["flaw_rate"], cfg["habit_strength"], return_flaw=True))
+         for p in world.sample_prompts(cfg["n_demos_train"] + cfg["n_demos_val"], rng, weights=world.FAMILY_WEIGHTS)]
+prompts_rm = world.sample_prompts(cfg["n_prompts_rm"], stream("rm"), weights=world.FAMILY_WEIGHTS)
+prompts_ppo = world.sample_prompts(cfg["n_prompts_ppo"], stream("ppo"), weights=world.FAMILY_WEIGHTS)
 rng, eval_by_family = stream("eval"), []
 for fam in world.FAMILIES:   # distinct prompts per family (the held-out side of every family has enough)
     seen = {}
@@ -65,7 +67,7 @@ for fam in world.FAMILIES:   # distinct prompts per family (the held-out side of
             break
     eval_by_family.append(list(seen))
 prompts_eval = [p for group in zip(*eval_by_family) for p in group]   # interleaved: any prefix is balanced
-train_prompts = {p for p, _, _ in demos} | set(prompts_rm) | set(prompts_ppo)
+train_prompts = {d[0] for d in demos} | set(prompts_rm) | set(prompts_ppo)
 assert not train_prompts & set(prompts_eval), "evaluation prompts leaked into training files"
 
 # ----------------------------------------------------------------------------- tokenizer
@@ -75,7 +77,7 @@ for d in docs:
         break
     bpe_text.append(d)
     n += len(d)
-bpe_text += [render_prompt(p) + " " + r for p, r, _ in demos]
+bpe_text += [render_prompt(p) + " " + r for p, r, _, _ in demos]
 save_ranks(train_bpe("\n".join(bpe_text), cfg["vocab_size"]), os.path.join(out, "tokenizer.tiktoken"))
 enc = get_encoding(os.path.join(out, "tokenizer.tiktoken"))
 
@@ -94,23 +96,27 @@ for split, split_docs in (("train", docs[:cfg["n_pretrain_docs"]]), ("val", docs
     np.array(ids, dtype=np.uint16).tofile(os.path.join(out, f"{split}.bin"))
     n_tokens[split] = len(ids)
     wrote(f"{split}.bin", len(ids))
-for name, rows in (("demos_train", [{"prompt": p, "response": r} for p, r, _ in demos[:cfg["n_demos_train"]]]),
-                   ("demos_val", [{"prompt": p, "response": r} for p, r, _ in demos[cfg["n_demos_train"]:]]),
+for name, rows in (("demos_train", [{"prompt": p, "response": r} for p, r, _, _ in demos[:cfg["n_demos_train"]]]),
+                   ("demos_val", [{"prompt": p, "response": r} for p, r, _, _ in demos[cfg["n_demos_train"]:]]),
                    ("prompts_rm", [{"prompt": p} for p in prompts_rm]),
                    ("prompts_ppo", [{"prompt": p} for p in prompts_ppo]),
-                   ("prompts_eval", [{"prompt": p} for p in prompts_eval])):
+                   ("prompts_eval", [{"prompt": p} for p in prompts_eval]),
+                   ("benchmark", [{k: it[k] for k in ("context", "choices", "answer")} for it in world.benchmark_items()])):
     write_jsonl(os.path.join(out, name + ".jsonl"), rows)
     wrote(name + ".jsonl", len(rows))
 
-flaws = [f for _, _, f in demos]
-response_tokens = [len(encode_response(enc, r)) for _, r, _ in demos]
+flaws = [f for _, _, f, _ in demos]
+response_tokens = [len(encode_response(enc, r)) for _, r, _, _ in demos]
+habits = {h: sum(h in hs for _, _, _, hs in demos) / len(demos) for h in world.HABITS}
 meta = {
     "seed": seed, "vocab_size": enc.n_vocab, "eot_token": enc.eot_token,
     "train_tokens": n_tokens["train"], "val_tokens": n_tokens["val"],
     "counts": {name: count for name, count, _ in written},
     "demo_flaw_rate": sum(f is not None for f in flaws) / len(flaws),
     "demo_flaws": {k: flaws.count(k) for k in sorted({f for f in flaws if f})},
-    "demo_mean_gold": sum(world.gold_score(p, r) for p, r, _ in demos) / len(demos),
+    "demo_habits": habits, "habit_strength": cfg["habit_strength"],
+    "demo_clean_rate": sum(r == world.reference_response(p) for p, r, _, _ in demos) / len(demos),
+    "demo_mean_gold": sum(world.gold_score(p, r) for p, r, _, _ in demos) / len(demos),
     "max_prompt_tokens": max(len(encode_prompt(enc, p)) for p in train_prompts | set(prompts_eval)),
     "max_response_tokens": max(response_tokens),
     "labeler_sigma": world.LABELER_SIGMA,
@@ -125,5 +131,7 @@ wrote("meta.json", 1)
 for name, count, size in written:
     unit = "tokens" if name.endswith(".bin") else "vocab" if name.endswith(".tiktoken") else "rows"
     print(f"{os.path.join(out, name):<36} {count:>9,} {unit:<6} {size / 1e6:8.2f} MB")
-print(f"demonstrations: flaw rate {meta['demo_flaw_rate']:.3f}, mean gold {meta['demo_mean_gold']:.3f}; "
+print(f"demonstrations: flaw rate {meta['demo_flaw_rate']:.3f}, habits (share of all) "
+      + ", ".join(f"{h} {v:.2f}" for h, v in habits.items())
+      + f"; best response {meta['demo_clean_rate']:.3f}, mean gold {meta['demo_mean_gold']:.3f}; "
       f"labeler agreement {meta['labeler_agreement']:.3f} (sigma {world.LABELER_SIGMA}); {time.time() - t0:.1f} s")
