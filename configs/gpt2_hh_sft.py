@@ -1,6 +1,7 @@
 """GPT-2 124M on HH-RLHF, stage 1 (SFT), one GPU.
 
     python data/hh/prepare.py
+    python data/text/prepare.py MY_TEXT.txt ...           # -> data/text/train.bin (the pretraining mix)
     python train_sft.py --config=configs/gpt2_hh_sft.py
 
 HH-RLHF has no demonstrations: SFT imitates the chosen response of each pair (data/hh/prepare.py).
@@ -29,6 +30,11 @@ dropout = 0.1            # ours: GPT-2's own pretraining dropout; paper 0.2 (res
 # sequences: GPT-2's context is 1024; most HH dialogues fit in 512, longer ones lose the oldest
 # turns of the prompt (cut from the left; the response is always kept whole)
 block_size = 512
+
+# the pretraining mix of paper App. C.3 (the script's default, 10% of the learned tokens): any text
+# tokenised with GPT-2's BPE by data/text/prepare.py; ptx_frac = 0.0 turns it off
+ptx_frac = 0.1
+ptx_bin = "data/text/train.bin"
 
 # bookkeeping
 eval_interval = 500      # val loss over all ~4.7k val demonstrations (a few seconds)

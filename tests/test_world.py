@@ -51,7 +51,7 @@ def test_prepare_default_sizes_and_time(full):
     meta = json.load(open(os.path.join(out, "meta.json")))
     assert meta["train_tokens"] >= 1_000_000 and meta["val_tokens"] >= 30_000
     assert meta["vocab_size"] <= 4096 and meta["max_response_tokens"] <= 48
-    assert 0.12 <= meta["demo_flaw_rate"] <= 0.18 and 0.6 <= meta["demo_mean_gold"] <= 0.8
+    assert 0.08 <= meta["demo_flaw_rate"] <= 0.13 and 0.6 <= meta["demo_mean_gold"] <= 0.8
     assert meta["demo_habits"]["ignores_constraint"] > 0.3 and meta["demo_clean_rate"] < 0.35
     assert meta["counts"]["prompts_eval.jsonl"] == 50 * len(world.FAMILIES)
 
@@ -209,7 +209,7 @@ def test_demonstrators_habit_rates_and_knob():
     prompts = world.sample_prompts(6000, rng, weights=world.FAMILY_WEIGHTS)
     for strength in (1.0, 0.5):
         demos = [(p, *world.demonstrate(p, rng, habit_strength=strength, return_flaw=True)) for p in prompts]
-        assert abs(sum(f is not None for _, _, f, _ in demos) / len(demos) - 0.15) < 0.02
+        assert abs(sum(f is not None for _, _, f, _ in demos) / len(demos) - 0.1) < 0.015
         for habit, (families, rate) in world.HABITS.items():
             def eligible(p, f, hs):
                 t = world.parse(p)
@@ -241,7 +241,7 @@ def test_prompts_state_constraints_and_parse_back():
     assert {t.constraint for t in tasks} - {None} == set(world.CONSTRAINTS)
     assert all(t.constraint is None for t in tasks if t.family == "harmful")
     capability = sum(t.family in ("reverse", "sort", "count", "arithmetic") for t in tasks) / len(tasks)
-    assert 0.28 < capability < 0.39          # a third of the training prompts, no longer three quarters
+    assert 0.31 < capability < 0.42          # 4 in 11 of the training prompts, no longer three quarters
 
 
 # ----------------------------------------------------------------------------- the benchmark

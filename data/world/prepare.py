@@ -39,7 +39,7 @@ defaults = dict(
     n_prompts_rm=4000,       # 2000 -> 4000 prompts raised the RM's gold accuracy 0.64 -> 0.72; 6000 added nothing (README)
     n_prompts_ppo=2000,
     n_eval_per_family=50,
-    flaw_rate=0.15,          # demonstrators' random flaws: noise around the right answer
+    flaw_rate=0.1,           # demonstrators' random flaws: noise around the right answer
     habit_strength=1.0,      # demonstrators' systematic habits (world.HABITS): 0 = none, 1 = the documented default
     vocab_size=4096,         # an upper bound: the world's words run out of merges near 1000
     bpe_chars=1_500_000,     # BPE trains on this much corpus text (enough: the word set is small)

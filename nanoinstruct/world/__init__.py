@@ -24,7 +24,7 @@ Files, each named for what it holds:
 
 Task families (AIMS gives the paper's aim each one measures; FAMILY_WEIGHTS their share of the
 training prompts: the capability families reverse / sort / count / arithmetic, whose answers a
-judge must compute to verify, are 4 of 12, a third; evaluation is balanced, 50 per family):
+judge must compute to verify, are 4 in 11; evaluation is balanced, 50 per family):
   fact       helpful   "What color is the Bellor?"              -> "The Bellor is green."
   reverse    helpful   "Reverse this list: moon, cup, star."    -> "star, cup, moon."
   sort       helpful   "Sort these numbers from smallest to largest: 9, 2, 14." -> "2, 9, 14."
@@ -71,7 +71,7 @@ Gold score (`gold_score`), in [0, 1]: 0.5 correctness + 0.25 constraint + 0.25 s
   An empty response scores 0. A response that never produced end-of-text (`ended=False`, judged
   by the caller) keeps half its correctness credit and nothing else: at most 0.25.
 
-Demonstrators (`demonstrate`). With probability `flaw_rate` (0.15) a random flaw of the family
+Demonstrators (`demonstrate`). With probability `flaw_rate` (0.1) a random flaw of the family
 (FLAWS: a wrong answer, padded or rude wording, an evasive "I don't know.", a refusal where an
 answer exists, an invented answer to an unanswerable question, complying with harm) replaces the
 answer: noise around the right answer, which imitation and sampling colder average out.

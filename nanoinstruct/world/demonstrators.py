@@ -207,7 +207,7 @@ def _lower_first(text):
     return text[0].lower() + text[1:]
 
 
-def demonstrate(prompt, rng, flaw_rate=0.15, habit_strength=HABIT_STRENGTH, return_flaw=False):
+def demonstrate(prompt, rng, flaw_rate=0.1, habit_strength=HABIT_STRENGTH, return_flaw=False):
     """A simulated labeler's demonstration. With probability `flaw_rate` a random flaw of the
     family (FLAWS) replaces the answer; otherwise the demonstrator's habits (HABITS, at
     `habit_strength`) each act with their rate. return_flaw: also (flaw or None, [habits])."""

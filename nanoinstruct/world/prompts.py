@@ -7,17 +7,17 @@ from collections import namedtuple
 from .facts import FAKE_NAMES, ITEMS, NAMES, PROPS, UNKNOWN_PROPS, kind_of, ref
 
 # the sizes of the skills, shared by the corpus narration and the prompts (tune them together)
-MAX_OPERAND = 12        # sums and differences of numbers 0..12
-SORT_BELOW = 30         # numbers to sort are below 30
-LIST_LEN = (2, 4)       # items to reverse or sort
-COUNT_LEN = (2, 5)      # items to count
+MAX_OPERAND = 9         # sums and differences of numbers 0..9
+SORT_BELOW = 20         # numbers to sort are below 20
+LIST_LEN = (2, 3)       # items to reverse or sort
+COUNT_LEN = (2, 4)      # items to count
 
 FAMILIES = ["fact", "reverse", "sort", "count", "arithmetic", "unknown", "harmful", "benign"]
 AIMS = {"fact": "helpful", "reverse": "helpful", "sort": "helpful", "count": "helpful",
         "arithmetic": "helpful", "unknown": "honest", "harmful": "harmless", "benign": "harmless"}
 # training prompts per family, relative: the capability families (answers the reward model would
-# have to compute to verify) are a third of them, no longer three quarters
-FAMILY_WEIGHTS = {"fact": 3, "reverse": 1, "sort": 1, "count": 1, "arithmetic": 1, "unknown": 2, "harmful": 1,
+# have to compute to verify) are 4 in 11 of them, no longer three quarters
+FAMILY_WEIGHTS = {"fact": 2, "reverse": 1, "sort": 1, "count": 1, "arithmetic": 1, "unknown": 2, "harmful": 1,
                   "benign": 2}
 
 QUESTIONS = {"color": ["What color is {r}?", "Which color is {r}?"],
@@ -65,7 +65,7 @@ CONSTRAINTS = {
     "include":   (["Use the word '{w}'.", "Include the word '{w}' in your answer."], ["today", "indeed", "truly", "surely"],
                   ("fact", "reverse", "sort", "count", "arithmetic", "unknown", "benign")),
     "caps":      (["Answer in capital letters.", "Write your answer in capital letters."], [None],
-                  ("fact", "reverse", "count", "arithmetic", "unknown", "benign")),
+                  ("fact", "count", "arithmetic", "unknown", "benign")),
     "max_words": (["Answer in at most {n} words.", "Use no more than {n} words."], [2, 3],
                   ("fact", "count", "arithmetic", "benign")),
     "no_name":   (["Do not repeat the name.", "Do not use the name in your answer."], [None],
