@@ -44,7 +44,7 @@ stage world    data/world/prepare.py --out_dir="$WORLD"
 stage pretrain pretrain.py --out_dir="$OUT/base" --train_bin="$WORLD/train.bin" --val_bin="$WORLD/val.bin" \
                --tokenizer="$WORLD/tokenizer.tiktoken" ${EXTRA_ARGS:-}
 stage sft      train_sft.py --init_from="$OUT/base" --out_dir="$OUT/sft" \
-               --train_file="$WORLD/demos_train.jsonl" --val_file="$WORLD/demos_val.jsonl" ${EXTRA_ARGS:-}
+               --train_file="$WORLD/demos_train.jsonl" --val_file="$WORLD/demos_val.jsonl" --ptx_bin="$WORLD/train.bin" ${EXTRA_ARGS:-}
 stage collect  data/world/collect_comparisons.py --policy="$OUT/sft" --prompts_file="$WORLD/prompts_rm.jsonl" \
                --out_dir="$WORLD"
 stage rm       train_rm.py --init_from="$OUT/sft" --out_dir="$OUT/rm" --train_file="$WORLD/comparisons_train.jsonl" \
@@ -54,6 +54,7 @@ for run in ppo ppo_ptx; do
   stage "$run" train_ppo.py --init_from="$OUT/sft" --reward_model="$OUT/rm" --out_dir="$OUT/$run" \
                  --prompts_file="$WORLD/prompts_ppo.jsonl" --ptx_bin="$WORLD/train.bin" ${EXTRA_ARGS:-} "${ptx[@]}"
 done
-stage evaluate evaluate.py --out="$OUT" --prompts_file="$WORLD/prompts_eval.jsonl" --val_bin="$WORLD/val.bin"
+stage evaluate evaluate.py --out="$OUT" --prompts_file="$WORLD/prompts_eval.jsonl" --val_bin="$WORLD/val.bin" \
+               --benchmark_file="$WORLD/benchmark.jsonl"
 echo
 echo "run.sh: done in $(( $(date +%s) - T_START ))s; report in $OUT/eval/report.md"
