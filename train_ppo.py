@@ -15,9 +15,11 @@ Each iteration: 1 rollout, 2 score with the RM, 3 KL to the SFT reference, 4 adv
 
 Deviations: the paper's batch is 512 prompts with 64-sample minibatches, one inner epoch, 256k
 episodes, beta 0.02, gamma 27.8 (configs/paper_ppo.py). The default preset fits a few CPU
-minutes: 45 iterations of 64 rollouts, two epochs of 32-sample minibatches, and beta 0.1: our
-normalised RM scores spread over a few units, and at 0.02 the policy drifted far enough from
-SFT to exploit the small RM (its score rose while the gold score fell). ptx_coef is 0.2 with
+minutes: 25 iterations of 64 rollouts, two epochs of 32-sample minibatches, and beta 0.1: at
+0.02 the policy drifted far enough from SFT to exploit the small RM (its score rose while the
+gold score fell), and on the default world the rollouts' gold score peaks near iteration 25 and
+then falls while the RM score keeps rising (45 iterations: gold 0.57 -> 0.68 at 20-25 -> 0.62;
+README). ptx_coef is 0.2 with
 per-token mean losses on both sides (the paper's 27.8 belongs to its own loss scaling): at 1.0
 the pretraining gradient pulled the policy off its SFT behaviour (it began to refuse benign
 requests), while 0.2 already undoes the alignment tax. Old
@@ -51,7 +53,7 @@ defaults = dict(
     ptx_bin="data/world/train.bin",             # the pretraining distribution D_pretrain
     gold_fn="nanoinstruct.world:gold_score",    # "" off; logs the rollouts' gold score (default world)
     device="auto", dtype="auto", compile=False, seed=1337,
-    iterations=45, rollout_batch=64, minibatch_size=32, ppo_epochs=2,
+    iterations=25, rollout_batch=64, minibatch_size=32, ppo_epochs=2,
     lr=3e-5, value_lr=1e-4, weight_decay=0.0, grad_clip=1.0,
     temperature=1.0, max_new_tokens=48,
     no_eot_score=-2.0,        # the score of a response that never ends, in place of the RM's (rlhf.NO_EOT_SCORE)
