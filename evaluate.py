@@ -41,7 +41,7 @@ import torch  # noqa: E402
 from nanoinstruct import common, rlhf  # noqa: E402
 from nanoinstruct.data import lm_batch, open_tokens, read_jsonl  # noqa: E402
 from nanoinstruct.model import generate, last_token_scores, response_logits  # noqa: E402
-from nanoinstruct.tokenizer import decode_response, encode_prompt, get_encoding  # noqa: E402
+from nanoinstruct.tokenizer import decode_response, encode_prompt  # noqa: E402
 
 # ----------------------------------------------------------------------------- config
 defaults = dict(
@@ -68,8 +68,9 @@ t_start = time.time()
 names = cfg["policies"].split(",")
 policies = {n: common.load_model(os.path.join(cfg["out"], n), device, verbose=False) for n in names}
 sft = policies["sft"][0] if "sft" in policies else common.load_model(os.path.join(cfg["out"], "sft"), device, verbose=False)[0]
-reward_model, _ = common.load_model(os.path.join(cfg["out"], "rm"), device, scalar_head=True, verbose=False)
-enc = get_encoding(policies[names[0]][1]["config"]["tokenizer"])
+reward_model, rm_ckpt = common.load_model(os.path.join(cfg["out"], "rm"), device, scalar_head=True, verbose=False)
+common.expect_reward_model(os.path.join(cfg["out"], "rm"), rm_ckpt)
+enc, _ = common.load_tokenizer("", policies[names[0]][1])   # the one the checkpoints carry
 for m in [reward_model, sft] + [m for m, _ in policies.values()]:
     m.eval()
 
@@ -90,7 +91,7 @@ def sample_and_score(model, seed, temperature):
     out = {"gold": [], "rm": [], "kl": [], "texts": []}
     block = model.config.block_size
     jobs = prompts * cfg["samples_per_prompt"]
-    for i in range(0, len(jobs), cfg["batch_size"]):
+    for i in common.progress(range(0, len(jobs), cfg["batch_size"]), "  sampling: batch"):
         chunk = jobs[i:i + cfg["batch_size"]]
         ids = [encode_prompt(enc, p)[-(block - cfg["max_new_tokens"]):] for p in chunk]
         with ctx:

@@ -98,7 +98,7 @@ def test_reward_model_normalised_on_demonstrations(micro):
     """The RM checkpoint's bias makes the demonstrations' mean reward 0 (paper sec. 3.5)."""
     out, _ = micro
     rm, ckpt = common.load_model(str(out / "rm"), scalar_head=True, verbose=False)
-    enc = tokenizer.get_encoding(ckpt["config"]["tokenizer"])
+    enc, _ = common.load_tokenizer("", ckpt)
     demos = data.read_jsonl(str(out / "world" / "demos_train.jsonl"), "demonstrations")
     import random
     demos = random.Random(0).sample(demos, min(ckpt["config"]["norm_samples"], len(demos)))
