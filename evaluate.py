@@ -46,15 +46,17 @@ from nanoinstruct.tokenizer import decode_response, encode_prompt  # noqa: E402
 # ----------------------------------------------------------------------------- config
 defaults = dict(
     out="out",                # the run: policies in OUT/{base,sft,ppo,ppo_ptx}, the RM in OUT/rm
-    policies="base,sft,ppo,ppo_ptx",
-    prompts_file="data/world/prompts_eval.jsonl",
-    val_bin="data/world/val.bin",
+    policies="base,sft,ppo,ppo_ptx",   # the run directories under OUT compared (sft is the baseline)
+    prompts_file="data/world/prompts_eval.jsonl",   # held-out prompts, in no training file
+    val_bin="data/world/val.bin",       # pretraining val tokens: the alignment tax's LM loss
     world="nanoinstruct.world",   # module with gold_score(prompt, response, ended), family_of, AIMS
-    temperature=1.0, max_new_tokens=48, batch_size=128, max_prompts=0,
+    temperature=1.0, max_new_tokens=48,
+    batch_size=128,           # sequences sampled at once
+    max_prompts=0,            # only the first N prompts (0 = all)
     samples_per_prompt=4,     # gold, RM score and KL average this many samples per prompt
     cold_temperature=0.7,     # also SFT sampled this cold, the no-training baseline RL must beat (0 = off)
     best_of=2,                # also SFT's best of this many samples by the RM (0 = off)
-    val_batches=20, val_batch_size=16, val_block_size=128,
+    val_batches=20, val_batch_size=16, val_block_size=128,   # the LM-loss windows: batches x windows x tokens
     device="auto", dtype="auto", seed=1234,
 )
 cfg = common.get_config(defaults)
