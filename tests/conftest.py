@@ -33,19 +33,6 @@ def announce(config, msg):
         sys.stderr.flush()
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_fixture_setup(fixturedef, request):
-    """Announce our module- and session-scoped fixtures (the slow ones: pipelines, a full world)
-    as they start, and how long they took."""
-    ours = fixturedef.scope in ("module", "session") and fixturedef.baseid not in ("", ".")
-    if ours:
-        announce(request.config, f"fixture {fixturedef.argname} ({fixturedef.baseid}): setting up")
-    t0 = time.time()
-    yield
-    if ours:
-        announce(request.config, f"fixture {fixturedef.argname}: ready in {time.time() - t0:.0f} s")
-
-
 # ----------------------------------------------------------------------------- the README's commands
 
 def readme_commands(path=os.path.join(ROOT, "README.md")):
@@ -106,6 +93,7 @@ def readme_run(tmp_path_factory, pytestconfig):
         shutil.copytree(ROOT, copy, dirs_exist_ok=True, ignore=shutil.ignore_patterns(
             ".git", "out*", "__pycache__", ".pytest_cache", ".venv", "*.bin", "*.jsonl", "*.tiktoken"))
     results, runs_done = [], {}
+    announce(pytestconfig, "fixture readme_run: the README's commands, in a fresh copy, on the micro preset")
     for line, words, reason in readme_commands(os.path.join(copy, "README.md")):
         res = {"line": line, "command": shlex.join(words), "skipped": reason, "returncode": None,
                "stdout": "", "seconds": 0.0}
