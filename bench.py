@@ -46,13 +46,15 @@ from nanoinstruct.rlhf import (gae, kl_penalized_rewards, logprobs_from_logits, 
 # ----------------------------------------------------------------------------- config
 defaults = dict(
     # model shape: the peer's flags and defaults
-    n_layer=4, n_head=4, n_embd=256, vocab_size=8192, n_positions=256, dropout=0.0, threads=2,
+    n_layer=4, n_head=4, n_embd=256, vocab_size=8192, n_positions=256, dropout=0.0, threads=2,   # layers, heads, width, vocabulary, context, dropout, CPU threads
     # workloads
-    batch=8, seq=256, gen_batch=16, prompt_len=64, new_tokens=64, mini_batch=8, kl_coef=0.05,
+    batch=8, seq=256, gen_batch=16, prompt_len=64, new_tokens=64, mini_batch=8, kl_coef=0.05,   # train/RM batch x seq; generate/PPO prompts x prompt_len + new_tokens; PPO minibatch, beta
     # repetitions: warm-up / timed steps (train, rm), timed generate calls (after 1 warm-up), RL
-    warmup=3, steps=10, gen_reps=3, rl_warmup=2, rl_iters=6,
-    only="train,generate,rm,ppo", out="",
-    device="cpu", dtype="float32", compile=False, seed=0, peak_tflops=989.0,
+    warmup=3, steps=10, gen_reps=3, rl_warmup=2, rl_iters=6,   # train/RM warm-up + timed steps; timed generate calls; PPO warm-up + timed iterations
+    only="train,generate,rm,ppo",   # the workloads to time
+    out="",                   # also write the JSON here
+    device="cpu", dtype="float32", compile=False, seed=0,
+    peak_tflops=989.0,        # the accelerator's peak, for MFU (989: H100 dense bf16)
 )
 cfg = common.get_config(defaults)
 

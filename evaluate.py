@@ -47,22 +47,24 @@ import torch  # noqa: E402
 from nanoinstruct import common, rlhf  # noqa: E402
 from nanoinstruct.data import lm_batch, open_tokens, pad_right, read_jsonl  # noqa: E402
 from nanoinstruct.model import generate, last_token_scores, response_logits  # noqa: E402
-from nanoinstruct.tokenizer import decode_response, encode_prompt, get_encoding  # noqa: E402
+from nanoinstruct.tokenizer import decode_response, encode_prompt  # noqa: E402
 
 # ----------------------------------------------------------------------------- config
 defaults = dict(
     out="out",                # the run: policies in OUT/{base,sft,ppo,ppo_ptx}, the RM in OUT/rm
-    policies="base,sft,ppo,ppo_ptx",
-    prompts_file="data/world/prompts_eval.jsonl",
-    val_bin="data/world/val.bin",
-    benchmark_file="data/world/benchmark.jsonl",   # the alignment-tax benchmark ("" = off)
+    policies="base,sft,ppo,ppo_ptx",   # the run directories under OUT compared (sft is the baseline)
+    prompts_file="data/world/prompts_eval.jsonl",   # held-out prompts, in no training file
+    val_bin="data/world/val.bin",       # pretraining val tokens: the alignment tax's LM loss
+    benchmark_file="data/world/benchmark.jsonl",   # the alignment-tax benchmark: cloze items ("" = off)
     world="nanoinstruct.world",   # module with gold_score(prompt, response, ended), family_of, AIMS
-    temperature=1.0, max_new_tokens=48, batch_size=128, max_prompts=0,
+    temperature=1.0, max_new_tokens=48,
+    batch_size=128,           # sequences sampled at once
+    max_prompts=0,            # only the first N prompts (0 = all)
     samples_per_prompt=4,     # gold, RM score and KL average this many samples per prompt
     temperatures="0.3,0.5,0.7",   # SFT also sampled at each; the best by gold is sft_best_T ("" = off)
     best_of=4,                # also SFT's best of 2 and of this many samples by the RM (0 = off)
     no_eot_score=-2.0,        # the RM score of a response that never ends (as in PPO)
-    val_batches=20, val_batch_size=16, val_block_size=128,
+    val_batches=20, val_batch_size=16, val_block_size=128,   # the LM-loss windows: batches x windows x tokens
     device="auto", dtype="auto", seed=1234,
 )
 cfg = common.get_config(defaults)
@@ -76,8 +78,9 @@ t_start = time.time()
 names = cfg["policies"].split(",")
 policies = {n: common.load_model(os.path.join(cfg["out"], n), device, verbose=False) for n in names}
 sft = policies["sft"][0] if "sft" in policies else common.load_model(os.path.join(cfg["out"], "sft"), device, verbose=False)[0]
-reward_model, _ = common.load_model(os.path.join(cfg["out"], "rm"), device, scalar_head=True, verbose=False)
-enc = get_encoding(policies[names[0]][1]["config"]["tokenizer"])
+reward_model, rm_ckpt = common.load_model(os.path.join(cfg["out"], "rm"), device, scalar_head=True, verbose=False)
+common.expect_reward_model(os.path.join(cfg["out"], "rm"), rm_ckpt)
+enc, _ = common.load_tokenizer("", policies[names[0]][1])   # the one the checkpoints carry
 for m in [reward_model, sft] + [m for m, _ in policies.values()]:
     m.eval()
 
@@ -99,7 +102,7 @@ def sample_and_score(model, seed, temperature):
     out = {"gold": [], "rm": [], "kl": [], "texts": []}
     block = model.config.block_size
     jobs = prompts * cfg["samples_per_prompt"]
-    for i in range(0, len(jobs), cfg["batch_size"]):
+    for i in common.progress(range(0, len(jobs), cfg["batch_size"]), "  sampling: batch"):
         chunk = jobs[i:i + cfg["batch_size"]]
         ids = [encode_prompt(enc, p)[-(block - cfg["max_new_tokens"]):] for p in chunk]
         with ctx:

@@ -18,29 +18,38 @@ import torch
 from nanoinstruct import common
 from nanoinstruct.data import lm_batch, open_tokens
 from nanoinstruct.rlhf import ptx_loss
-from nanoinstruct.tokenizer import get_encoding
 
 # ----------------------------------------------------------------------------- config
 defaults = dict(
     out_dir="out/base",
-    train_bin="data/world/train.bin",
-    val_bin="data/world/val.bin",
-    tokenizer="data/world/tokenizer.tiktoken",   # saved in the checkpoint for the later stages
+    train_bin="data/world/train.bin",            # training tokens (a .bin file: data/world/prepare.py, data/text/prepare.py)
+    val_bin="data/world/val.bin",                # validation tokens, for val_loss
+    tokenizer="data/world/tokenizer.tiktoken",   # the corpus's encoding (or gpt2); carried in the checkpoint for the later stages
     init_from="scratch",      # scratch | resume | a checkpoint dir | gpt2* | a Hugging Face GPT-2 dir
     device="auto", dtype="auto", compile=False, seed=1337,
-    # model (when init_from=scratch)
-    n_layer=4, n_head=4, n_embd=256, block_size=128, dropout=0.0,
+    # model (when init_from=scratch): GPT-2's architecture, this small
+    n_layer=4,                # transformer blocks
+    n_head=4,                 # attention heads per block
+    n_embd=256,               # width (the residual stream)
+    block_size=128,           # context length in tokens
+    dropout=0.0,
     # optimisation (the default: ~1.2M tokens, one epoch of the world's corpus, in 600 steps of
     # 16 windows: at a fixed token budget, twice the steps of batch 32 doubled the facts the
     # base model recalls, 58 -> 111 of 178; bf16 autocast on CPU paid for the rest)
-    batch_size=16, grad_accum=1, max_steps=600, lr=2e-3, min_lr_frac=0.1, warmup_steps=20,
+    batch_size=16,            # windows of block_size tokens per micro-step
+    grad_accum=1,             # micro-steps per optimisation step (the same update as one batch this many times larger)
+    max_steps=600,            # optimisation steps
+    lr=2e-3, min_lr_frac=0.1, warmup_steps=20,
     weight_decay=0.1, beta2=0.99, grad_clip=1.0,
     # bookkeeping
-    eval_interval=100, eval_iters=4, log_interval=20, ckpt_interval=200,
+    eval_interval=100,
+    eval_iters=4,             # batches of each split per evaluation (fixed windows: comparable across steps)
+    log_interval=20,
+    ckpt_interval=200,        # write the checkpoint every this many steps (and at the end)
     stop_step=-1,             # stop (with a checkpoint) after this step, as if preempted; -1: never
 )
 cfg = common.get_config(defaults)
-print(cfg)
+common.print_config(cfg)
 
 # ----------------------------------------------------------------------------- setup
 device, ctx, dtype = common.setup(cfg)
@@ -49,12 +58,13 @@ train_data, val_data = open_tokens(cfg["train_bin"]), open_tokens(cfg["val_bin"]
 print(f"train tokens {len(train_data):,} | val tokens {len(val_data):,}")
 
 # ----------------------------------------------------------------------------- model
+enc, tok_spec = common.load_tokenizer(cfg["tokenizer"], None)   # its ranks go into the checkpoint
 resume = cfg["init_from"] == "resume"
 if resume:
     model, ckpt = common.load_model(cfg["out_dir"], device)
 elif cfg["init_from"] == "scratch":
     arch = {k: cfg[k] for k in ("n_layer", "n_head", "n_embd", "block_size", "dropout")}
-    model, _ = common.load_model("scratch", device, vocab_size=get_encoding(cfg["tokenizer"]).n_vocab, **arch)
+    model, _ = common.load_model("scratch", device, vocab_size=enc.n_vocab, **arch)
 else:   # continue pretraining a checkpoint or GPT-2 on this corpus
     model, _ = common.load_model(cfg["init_from"], device, dropout=cfg["dropout"])
 optimizer = common.make_optimizer(model, cfg["lr"], cfg["weight_decay"], (0.9, cfg["beta2"]), device)
@@ -87,7 +97,7 @@ def evaluate():
 
 
 def save(step):
-    common.save_run(cfg["out_dir"], cfg, model, step, optimizer,
+    common.save_run(cfg["out_dir"], cfg, model, step, optimizer, tokenizer=tok_spec,
                     rng={"torch": torch.get_rng_state(), "data": data_gen.get_state()})
 
 
@@ -123,4 +133,5 @@ for step in range(start, cfg["max_steps"]):
         print(f"stopped after step {step} (stop_step); resume with --init_from=resume")
         break
 
-print(f"done in {time.time() - t0:.1f}s; checkpoint in {os.path.join(cfg['out_dir'], 'ckpt.pt')}")
+print(common.summary_line("pretrain", time.time() - t0, os.path.join(cfg["out_dir"], "ckpt.pt"),
+                          steps=step + 1, **{k: log.last[k] for k in ("train_loss", "val_loss") if k in log.last}))

@@ -2,7 +2,10 @@
 # The main job: the whole InstructGPT pipeline on the default world, on a laptop CPU.
 #
 #   bash run.sh [OUT]          # default OUT=out; ~15 minutes on 2 CPU cores
-#   PRESET=configs/micro bash run.sh /tmp/micro   # a tiny end-to-end run (the tests use it)
+#   PRESET=configs/micro bash run.sh out_micro    # a tiny end-to-end run in ~1-2 minutes (the tests use it)
+#
+# On a machine without the requirements, it first makes a local environment in .venv and says
+# what it installs (scripts/env.sh; PYTHON=... skips that and uses the given interpreter).
 #
 # Stages: build the world -> 0 pretrain -> 1 SFT -> collect comparisons (simulated labelers rank
 # SFT samples) -> 2 reward model -> 3 PPO (ptx_coef=0) and PPO-ptx -> evaluate. Each stage's
@@ -13,7 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 OUT=${1:-out}
-PY=${PYTHON:-python}
+source scripts/env.sh   # sets PY
 WORLD="$OUT/world"
 mkdir -p "$OUT/logs"
 echo "{}" > "$OUT/wall_times.json"

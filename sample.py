@@ -3,8 +3,9 @@ GPT-2 directory.
 
 Prompts are rendered in the chat format ("\\n\\nHuman: {prompt}\\n\\nAssistant:"), unless --raw=True
 (plain text continuation, for base models and GPT-2). A response ends at the end-of-text token or
-after --max_new_tokens. The tokenizer is the one the checkpoint was trained with (its
-config["tokenizer"]), or GPT-2's for GPT-2 weights; --tokenizer overrides it.
+after --max_new_tokens (default: half the model's context). The tokenizer is the one the
+checkpoint carries (so a checkpoint copied anywhere samples), or GPT-2's for GPT-2 weights;
+--tokenizer overrides it.
 
   python sample.py --ckpt=out/sft --prompt="Name three colours."
   python sample.py --ckpt=out/sft --prompts_file=data/world/prompts_eval.jsonl --num_samples=3
@@ -22,18 +23,20 @@ import torch
 from nanoinstruct import common
 from nanoinstruct.data import read_jsonl
 from nanoinstruct.model import generate
-from nanoinstruct.tokenizer import decode_response, encode_prompt, get_encoding, render_prompt
+from nanoinstruct.tokenizer import decode_response, encode_prompt, render_prompt
 
 # ----------------------------------------------------------------------------- config
 defaults = dict(
     ckpt="out/sft",           # our checkpoint (dir or ckpt.pt), gpt2*, or a Hugging Face GPT-2 dir
-    tokenizer="",             # "" = the checkpoint's own (config["tokenizer"]), else gpt2
+    tokenizer="",             # "" = the one the checkpoint carries; else gpt2 or a .tiktoken file
     prompt="",                # one prompt
     prompts_file="",          # or a prompts JSONL file ({"prompt": str} per line)
     chat=False,               # or a dialogue: lines from stdin
     raw=False,                # True: prompts as plain text, no chat format (base models, GPT-2)
     num_samples=1,            # samples per prompt (--prompt / --prompts_file)
-    max_new_tokens=128, temperature=0.8, top_k=0, top_p=1.0,   # top_k 0 and top_p 1: no filtering
+    max_new_tokens=0,         # most tokens per response; 0 = half the model's context (the rest holds the prompt)
+    temperature=0.8,          # 0: greedy
+    top_k=0, top_p=1.0,       # top_k 0 and top_p 1: no filtering
     seed=1337, device="auto", dtype="auto",
 )
 cfg = common.get_config(defaults)
@@ -47,13 +50,13 @@ generator = torch.Generator(device).manual_seed(cfg["seed"])
 # ----------------------------------------------------------------------------- model
 model, ckpt = common.load_model(cfg["ckpt"], device, scalar_head=False)   # an RM / value ckpt samples too
 model.eval()
-tokenizer = cfg["tokenizer"] or (ckpt["config"].get("tokenizer", "gpt2") if ckpt else "gpt2")
-enc = get_encoding(tokenizer)
+enc, tok_spec = common.load_tokenizer(cfg["tokenizer"], ckpt)
 block = model.config.block_size
+cfg["max_new_tokens"] = cfg["max_new_tokens"] or block // 2
 if cfg["max_new_tokens"] >= block:
     common.die(f"--max_new_tokens={cfg['max_new_tokens']} leaves no room for a prompt in the context of {block}")
 keep = block - cfg["max_new_tokens"]      # prompt tokens that fit: the rest is cut from the left
-print(f"{cfg['ckpt']}: tokenizer {tokenizer}, context {block}, {device} {dtype}")
+print(f"{cfg['ckpt']}: tokenizer {tok_spec['name']}, context {block}, up to {cfg['max_new_tokens']} new tokens, {device} {dtype}")
 
 
 def respond(prompt_ids, n):

@@ -41,26 +41,36 @@ import torch
 from nanoinstruct import common, rlhf
 from nanoinstruct.data import lm_batch, open_tokens, read_jsonl
 from nanoinstruct.model import generate, last_token_scores, position_ids, response_logits
-from nanoinstruct.tokenizer import decode_response, encode_prompt, get_encoding
+from nanoinstruct.tokenizer import decode_response, encode_prompt
 
 # ----------------------------------------------------------------------------- config
 defaults = dict(
     out_dir="out/ppo_ptx",
     init_from="out/sft",      # the policy and the frozen reference (pi_SFT)
     reward_model="out/rm",    # frozen r_theta; the value model starts from it (paper)
-    tokenizer="",             # "" = the SFT checkpoint's
-    prompts_file="data/world/prompts_ppo.jsonl",
+    tokenizer="",             # "" = the one the SFT checkpoint carries; else gpt2 or a .tiktoken file
+    prompts_file="data/world/prompts_ppo.jsonl",   # the RL prompts, {"prompt"} per line
     ptx_bin="data/world/train.bin",             # the pretraining distribution D_pretrain
     gold_fn="nanoinstruct.world:gold_score",    # "" off; logs the rollouts' gold score (default world)
     device="auto", dtype="auto", compile=False, seed=1337,
-    iterations=25, rollout_batch=64, minibatch_size=32, ppo_epochs=2,
-    lr=3e-5, value_lr=1e-4, weight_decay=0.0, grad_clip=1.0,
-    temperature=1.0, max_new_tokens=48,
+    iterations=25,            # PPO iterations: rollout, score, advantages, update
+    rollout_batch=64,         # prompts sampled (one response each) per iteration
+    minibatch_size=32,        # rollouts per PPO optimisation step
+    ppo_epochs=2,             # passes over each iteration's rollouts
+    lr=3e-5,                  # the policy's learning rate (constant)
+    value_lr=1e-4,            # the value model's, on its own optimiser
+    weight_decay=0.0, grad_clip=1.0,
+    temperature=1.0,          # rollout temperature; the same divides old, new and reference logits
+    max_new_tokens=48,        # most tokens per rollout response
     no_eot_score=-2.0,        # the score of a response that never ends, in place of the RM's (rlhf.NO_EOT_SCORE)
-    kl_coef=0.1, adaptive_kl=False, target_kl=6.0, kl_horizon=10000,    # beta (paper 0.02); Ziegler et al. 2019
-    gamma=1.0, lam=0.95, clip_eps=0.2, value_clip_eps=0.2,
-    ptx_coef=0.2, ptx_batch_size=8, ptx_block_size=128,                 # gamma of eq. 2 (paper: 27.8)
-    log_samples=2, ckpt_interval=0,
+    kl_coef=0.1,              # beta, the per-token KL penalty to pi_SFT (paper 0.02)
+    adaptive_kl=False, target_kl=6.0, kl_horizon=10000,   # adapt beta toward target_kl per response (Ziegler et al. 2019)
+    gamma=1.0, lam=0.95,      # GAE's discount and lambda
+    clip_eps=0.2, value_clip_eps=0.2,   # PPO's clip range for the policy ratio and the value change
+    ptx_coef=0.2,             # gamma of eq. 2, the pretraining-loss weight (paper: 27.8); 0 = plain PPO
+    ptx_batch_size=8, ptx_block_size=128,   # the pretraining batch of each step: windows x tokens
+    log_samples=2,            # rollouts shown per iteration
+    ckpt_interval=0,          # also checkpoint the policy every this many iterations (0: at the end only)
 )
 cfg = common.get_config(defaults)
 
@@ -73,14 +83,15 @@ ptx_gen = torch.Generator().manual_seed(cfg["seed"] + 1)
 # ----------------------------------------------------------------------------- models
 policy, sft_ckpt = common.load_model(cfg["init_from"], device, dropout=0.0)
 ref_policy, _ = common.load_model(cfg["init_from"], device, dropout=0.0, verbose=False)
-reward_model, _ = common.load_model(cfg["reward_model"], device, dropout=0.0, scalar_head=True, verbose=False)
+reward_model, rm_ckpt = common.load_model(cfg["reward_model"], device, dropout=0.0, scalar_head=True, verbose=False)
+common.expect_reward_model(cfg["reward_model"], rm_ckpt)
 value_model, _ = common.load_model(cfg["reward_model"], device, dropout=0.0, scalar_head=True, verbose=False)
 for m in (ref_policy, reward_model):
     m.requires_grad_(False).eval()
 policy.train(), value_model.train()   # dropout is 0, so train() only matters for compile's graphs
-cfg["tokenizer"] = cfg["tokenizer"] or (sft_ckpt["config"]["tokenizer"] if sft_ckpt else "gpt2")
-print(cfg)
-enc = get_encoding(cfg["tokenizer"])
+enc, tok_spec = common.load_tokenizer(cfg["tokenizer"], sft_ckpt)
+cfg["tokenizer"] = cfg["tokenizer"] or tok_spec["name"]
+common.print_config(cfg)
 block = policy.config.block_size
 gold_score = getattr(importlib.import_module(cfg["gold_fn"].split(":")[0]), cfg["gold_fn"].split(":")[1]) \
     if cfg["gold_fn"] else None
@@ -183,10 +194,12 @@ for it in range(cfg["iterations"]):
     for p, (t, e) in list(zip(batch_prompts, texts))[:cfg["log_samples"]]:
         print(f"  {p[-100:]!r} -> {t!r}{'' if e else ' [no end-of-text]'}")
     if cfg["ckpt_interval"] and (it + 1) % cfg["ckpt_interval"] == 0:
-        common.save_run(cfg["out_dir"], cfg, policy, it, optimizer)
+        common.save_run(cfg["out_dir"], cfg, policy, it, optimizer, tokenizer=tok_spec)
 
 # ----------------------------------------------------------------------------- save
-common.save_run(cfg["out_dir"], cfg, policy, cfg["iterations"] - 1, optimizer, kl_coef=kl_coef)
-common.save_run(os.path.join(cfg["out_dir"], "value"), cfg, value_model, cfg["iterations"] - 1, value_optimizer)
+common.save_run(cfg["out_dir"], cfg, policy, cfg["iterations"] - 1, optimizer, kl_coef=kl_coef, tokenizer=tok_spec)
+common.save_run(os.path.join(cfg["out_dir"], "value"), cfg, value_model, cfg["iterations"] - 1, value_optimizer,
+                tokenizer=tok_spec)
 json.dump({"wall_time_s": time.time() - t0}, open(os.path.join(cfg["out_dir"], "summary.json"), "w"))
-print(f"done in {time.time() - t0:.1f}s; policy in {os.path.join(cfg['out_dir'], 'ckpt.pt')}")
+print(common.summary_line("ppo_ptx" if cfg["ptx_coef"] > 0 else "ppo", time.time() - t0, os.path.join(cfg["out_dir"], "ckpt.pt"), iterations=cfg["iterations"],
+                          **{k: log.last[k] for k in ("rm_score", "kl", "gold") if k in log.last}))

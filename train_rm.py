@@ -28,19 +28,20 @@ from nanoinstruct import common
 from nanoinstruct.data import comparison_batch, drop_unended, encode_example, pad_right, read_jsonl
 from nanoinstruct.model import last_token_scores
 from nanoinstruct.rlhf import pairs_from_ranking, ranking_accuracy, ranking_loss
-from nanoinstruct.tokenizer import get_encoding
 
 # ----------------------------------------------------------------------------- config
 defaults = dict(
     out_dir="out/rm",
     init_from="out/sft",      # paper: the RM starts from the SFT model, unembedding -> scalar head
-    tokenizer="",             # "" = the init checkpoint's
-    train_file="data/world/comparisons_train.jsonl",
-    val_file="data/world/comparisons_val.jsonl",
-    norm_file="data/world/demos_train.jsonl",   # demonstrations whose mean reward is set to 0
-    norm_samples=512,
+    tokenizer="",             # "" = the one the init checkpoint carries; else gpt2 or a .tiktoken file
+    train_file="data/world/comparisons_train.jsonl",   # rankings: K-wise, pairwise or HH-RLHF lines
+    val_file="data/world/comparisons_val.jsonl",       # held-out rankings, for val_accuracy
+    norm_file="data/world/demos_train.jsonl",   # demonstrations whose rewards are normalised to mean 0, std 1
+    norm_samples=512,         # how many of them set it
     device="auto", dtype="auto", compile=False, seed=1337,
-    epochs=1, batch_size=8, lr=2e-4, min_lr_frac=0.1, warmup_steps=10, weight_decay=0.0,
+    epochs=1,
+    batch_size=8,             # prompts per step, each with all K of its ranked responses
+    lr=2e-4, min_lr_frac=0.1, warmup_steps=10, weight_decay=0.0,
     beta2=0.99, grad_clip=1.0, dropout=0.0,
     block_size=0,             # 0 = the model's context; longer examples are cut from the prompt's left
     max_train=0,              # use only the first N training prompts (0 = all)
@@ -54,9 +55,9 @@ rng = random.Random(cfg["seed"])
 
 # ----------------------------------------------------------------------------- models
 model, init_ckpt = common.load_model(cfg["init_from"], device, dropout=cfg["dropout"], scalar_head=True)
-cfg["tokenizer"] = cfg["tokenizer"] or (init_ckpt["config"]["tokenizer"] if init_ckpt else "gpt2")
-print(cfg)
-enc = get_encoding(cfg["tokenizer"])
+enc, tok_spec = common.load_tokenizer(cfg["tokenizer"], init_ckpt)
+cfg["tokenizer"] = cfg["tokenizer"] or tok_spec["name"]
+common.print_config(cfg)
 block = cfg["block_size"] or model.config.block_size
 
 # ----------------------------------------------------------------------------- data
@@ -107,7 +108,8 @@ def gold_agreement(scores, gold, ranking):
 def evaluate(rows):
     model.eval()
     loss_sum, correct, pairs, g_agree, g_pairs, lab_agree, n_cut = 0.0, 0, 0, 0, 0, 0, 0
-    for x, last, brows, gold, cut in batches(rows, 2 * cfg["batch_size"]):
+    bs = 2 * cfg["batch_size"]
+    for x, last, brows, gold, cut in common.progress(batches(rows, bs), "evaluation: batch", math.ceil(len(rows) / bs)):
         with ctx:
             rewards, ranking = rewards_of(model, x, last, brows)
         loss_sum += ranking_loss(rewards, ranking).item() * len(brows)
@@ -132,7 +134,8 @@ steps_per_epoch = math.ceil(len(train) / cfg["batch_size"])
 max_steps = cfg["epochs"] * steps_per_epoch
 log = common.MetricsLog(cfg["out_dir"], max_steps)
 metrics, n_cut = evaluate(val)
-print(f"before training: {metrics}" + (f"; {n_cut} val prompt tokens cut to fit {block}" if n_cut else ""))
+print("before training: " + "  ".join(f"{k} {common.fmt(v)}" for k, v in metrics.items())
+      + (f"; {n_cut} val prompt tokens cut to fit {block}" if n_cut else ""))
 if "labeler_agreement" in meta:
     print(f"labeler agreement (two independent labelers, same pairs): {meta['labeler_agreement']:.3f}")
 t0, step, tokens_since_log, train_cut = time.time(), 0, 0, 0
@@ -174,7 +177,7 @@ if train_cut:
 def demo_rewards(demos):
     model.eval()
     out = []
-    for i in range(0, len(demos), 32):
+    for i in common.progress(range(0, len(demos), 32), "normalisation: batch"):
         ex = [encode_example(enc, d["prompt"], d["response"], block)[0] for d in demos[i:i + 32]]
         x, lengths = pad_right(ex, enc.eot_token)
         x, lengths = x.to(device), lengths.to(device)
@@ -195,8 +198,9 @@ print(f"reward normalisation: demonstrations' reward mean {mean:+.4f} -> {after.
 final, _ = evaluate(val)
 summary = {**final, "labeler_agreement": meta.get("labeler_agreement"), "demo_mean_reward": after.mean().item(),
            "demo_reward_std": after.std().item(), "bias_shift": -mean, "gain": 1 / std, "wall_time_s": time.time() - t0}
-print("final:", json.dumps(summary))
+print("final: " + "  ".join(f"{k} {common.fmt(v)}" for k, v in summary.items()))
 common.save_run(cfg["out_dir"], cfg, model, max_steps - 1, optimizer,
-                reward_norm={"mean": mean, "std": std, "demo_mean": after.mean().item()}, summary=summary)
+                reward_norm={"mean": mean, "std": std, "demo_mean": after.mean().item()}, summary=summary, tokenizer=tok_spec)
 json.dump(summary, open(os.path.join(cfg["out_dir"], "summary.json"), "w"), indent=2)
-print(f"done in {time.time() - t0:.1f}s; checkpoint in {os.path.join(cfg['out_dir'], 'ckpt.pt')}")
+print(common.summary_line("rm", time.time() - t0, os.path.join(cfg["out_dir"], "ckpt.pt"), steps=max_steps,
+                          **{k: final[k] for k in ("val_accuracy", "gold_accuracy") if k in final}))

@@ -32,22 +32,26 @@ from nanoinstruct import common
 from nanoinstruct.data import encode_example, lm_batch, open_tokens, read_jsonl, sft_batch
 from nanoinstruct.model import generate
 from nanoinstruct.rlhf import ptx_loss, sft_loss
-from nanoinstruct.tokenizer import decode_response, encode_prompt, get_encoding
+from nanoinstruct.tokenizer import decode_response, encode_prompt
 
 # ----------------------------------------------------------------------------- config
 defaults = dict(
     out_dir="out/sft",
     init_from="out/base",     # the base model: a checkpoint dir, gpt2*, or a Hugging Face GPT-2 dir
-    tokenizer="",             # "" = the one the base checkpoint was trained with
-    train_file="data/world/demos_train.jsonl",
-    val_file="data/world/demos_val.jsonl",
+    tokenizer="",             # "" = the one the base checkpoint carries; else gpt2 or a .tiktoken file
+    train_file="data/world/demos_train.jsonl",   # demonstrations, {"prompt", "response"} per line
+    val_file="data/world/demos_val.jsonl",       # held-out demonstrations, for val_loss
     device="auto", dtype="auto", compile=False, seed=1337,
-    epochs=5, batch_size=32, lr=1e-3, min_lr_frac=0.1, warmup_steps=20, weight_decay=0.1,
+    epochs=5,
+    batch_size=32,            # demonstrations per step
+    lr=1e-3, min_lr_frac=0.1, warmup_steps=20, weight_decay=0.1,
     beta2=0.99, grad_clip=1.0, dropout=0.1,
     block_size=0,             # 0 = the model's context; examples longer are cut from the prompt's left
     ptx_frac=0.1,             # share of all learned tokens drawn from the pretraining corpus (paper App. C.3; 0 = off)
     ptx_bin="data/world/train.bin",
-    eval_interval=100, log_interval=10, n_samples=3, max_new_tokens=48,
+    eval_interval=100, log_interval=10,
+    n_samples=3,              # at each evaluation, show sampled responses to this many validation prompts
+    max_new_tokens=48,        # their length at most
 )
 cfg = common.get_config(defaults)
 
@@ -57,9 +61,9 @@ rng = random.Random(cfg["seed"])   # shuffles the demonstrations each epoch
 
 # ----------------------------------------------------------------------------- models
 model, base_ckpt = common.load_model(cfg["init_from"], device, dropout=cfg["dropout"])
-cfg["tokenizer"] = cfg["tokenizer"] or (base_ckpt["config"]["tokenizer"] if base_ckpt else "gpt2")
-print(cfg)
-enc = get_encoding(cfg["tokenizer"])
+enc, tok_spec = common.load_tokenizer(cfg["tokenizer"], base_ckpt)
+cfg["tokenizer"] = cfg["tokenizer"] or tok_spec["name"]
+common.print_config(cfg)
 block = cfg["block_size"] or model.config.block_size
 
 # ----------------------------------------------------------------------------- data
@@ -157,5 +161,6 @@ if ptx_tokens is not None:
     print(f"pretraining mix: {ptx_seen} corpus tokens and {resp_seen} response tokens learned "
           f"({ptx_seen / (ptx_seen + resp_seen):.3f} corpus)")
 # ----------------------------------------------------------------------------- save
-common.save_run(cfg["out_dir"], cfg, model, max_steps - 1, optimizer)
-print(f"done in {time.time() - t0:.1f}s; checkpoint in {os.path.join(cfg['out_dir'], 'ckpt.pt')}")
+common.save_run(cfg["out_dir"], cfg, model, max_steps - 1, optimizer, tokenizer=tok_spec)
+print(common.summary_line("sft", time.time() - t0, os.path.join(cfg["out_dir"], "ckpt.pt"),
+                          steps=max_steps, loss=log.last.get("loss"), val_loss=log.last.get("val_loss")))

@@ -14,12 +14,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from nanoinstruct import common, world  # noqa: E402
 from nanoinstruct.data import comparison_batch, drop_unended, read_jsonl  # noqa: E402
 from nanoinstruct.model import last_token_scores  # noqa: E402
-from nanoinstruct.tokenizer import get_encoding  # noqa: E402
 
 cfg = common.get_config(dict(rm="out/rm", val_file="data/world/comparisons_val.jsonl", device="cpu", batch_size=16))
 model, ckpt = common.load_model(cfg["rm"], cfg["device"], scalar_head=True, verbose=False)
 model.eval()
-enc = get_encoding(ckpt["config"]["tokenizer"])
+enc, _ = common.load_tokenizer("", ckpt)
 rows, _, _ = drop_unended(read_jsonl(cfg["val_file"], "comparisons"))
 hits = defaultdict(lambda: [0, 0])
 with torch.no_grad():

@@ -15,7 +15,6 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from nanoinstruct import common  # noqa: E402
 from nanoinstruct.data import lm_batch, open_tokens  # noqa: E402
-from nanoinstruct.tokenizer import get_encoding  # noqa: E402
 
 cfg = common.get_config(dict(runs="out/base,out/sft", val_bin="data/world/val.bin", batches=20, batch_size=16,
                              block_size=128, device="cpu"))
@@ -23,7 +22,7 @@ tokens = open_tokens(cfg["val_bin"])
 for run in cfg["runs"].split(","):
     model, ckpt = common.load_model(run, cfg["device"], verbose=False)
     model.eval()
-    enc = get_encoding(ckpt["config"]["tokenizer"])
+    enc, _ = common.load_tokenizer("", ckpt)
     ends = {i for i in range(enc.n_vocab - 1) if enc.decode([i]).rstrip().endswith((".", "!", "?"))}
     g = torch.Generator().manual_seed(0)
     tot = {"after_end": [0.0, 0], "elsewhere": [0.0, 0]}

@@ -2,16 +2,19 @@
 model loading, and the metrics log. Nothing here knows about any one stage."""
 import ast
 import contextlib
+import io
 import json
 import math
 import os
 import sys
+import textwrap
 import time
+import tokenize
 from dataclasses import asdict, fields
 
 import torch
 
-from nanoinstruct import gpt2
+from nanoinstruct import data, gpt2, tokenizer
 from nanoinstruct.model import GPT, GPTConfig
 
 
@@ -74,9 +77,8 @@ def get_config(defaults, argv=None):
 
     for arg in argv:
         if arg in ("-h", "--help"):
-            print("settings (override with --key=value or --config=FILE):")
-            for k, v in defaults.items():
-                print(f"  --{k}={v!r}")
+            caller = sys._getframe(1).f_globals   # the script that called get_config
+            print(config_help(defaults, caller.get("__file__"), caller.get("__doc__")))
             sys.exit(0)
         if not arg.startswith("--") or "=" not in arg:
             die(f"bad argument {arg!r}: expected --key=value")
@@ -87,6 +89,104 @@ def get_config(defaults, argv=None):
         else:
             set_key(key, value, "command line")
     return cfg
+
+
+# ----------------------------------------------------------------------------- --help, config print
+
+# the meaning of settings that several scripts share, for --help where the script's own line has
+# no comment (a comment on the setting's line in the script wins)
+SHARED_HELP = {
+    "out_dir": "where this stage writes ckpt.pt, config.json and metrics.jsonl",
+    "init_from": "the checkpoint to start from: a run directory, gpt2*, or a Hugging Face GPT-2 directory",
+    "tokenizer": '"" = the init checkpoint\'s own (carried in it); else gpt2 or a .tiktoken file',
+    "device": "auto (cuda, then mps, then cpu) | cpu | cuda | mps",
+    "dtype": "auto (bfloat16 autocast where the hardware has native bf16, else float32) | float32 | bfloat16 | float16",
+    "compile": "torch.compile the model (pays on CUDA; not on CPU)",
+    "seed": "random seed: initialisation, data order, sampling",
+    "epochs": "passes over the training file",
+    "batch_size": "examples per optimisation step",
+    "lr": "peak learning rate (AdamW), decayed by a cosine to min_lr_frac * lr",
+    "min_lr_frac": "the cosine decay ends at this fraction of lr",
+    "warmup_steps": "steps of linear learning-rate warm-up",
+    "weight_decay": "AdamW weight decay (matrices only, not biases or LayerNorm gains)",
+    "beta2": "AdamW's second-moment decay (beta1 is 0.9)",
+    "grad_clip": "clip the gradient norm to this",
+    "dropout": "dropout in the model while it trains",
+    "train_file": "training data (JSON lines)",
+    "val_file": "validation data (JSON lines), never trained on",
+    "prompts_file": 'prompts, JSON lines of {"prompt": str}',
+    "ptx_bin": "pretraining tokens (a .bin file) for the pretraining mix",
+    "eval_interval": "evaluate every this many steps (and at the last)",
+    "log_interval": "one console and metrics line every this many steps",
+    "max_new_tokens": "most tokens sampled per response",
+    "temperature": "sampling temperature (0: greedy)",
+    "top_k": "sample among the k likeliest tokens (0: all)",
+    "top_p": "nucleus sampling: the likeliest tokens that hold this much probability (1.0: all)",
+}
+
+
+def _help_lines(source):
+    """The `defaults = dict(...)` call of a script's source -> [(comment header or None,
+    [(key, default), ...] of one source line, that line's trailing comment)], in order."""
+    comments = {}   # line -> (text, on a line of its own)
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == tokenize.COMMENT:
+            comments[tok.start[0]] = (tok.string.lstrip("#").strip(), tok.line.strip().startswith("#"))
+    call = next((n.value for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Assign)
+                 and any(isinstance(t, ast.Name) and t.id == "defaults" for t in n.targets)
+                 and isinstance(n.value, ast.Call)), None)
+    if call is None:
+        return []
+    groups, prev_end = [], call.lineno
+    for kw in call.keywords:
+        first, last = kw.value.lineno, kw.value.end_lineno
+        header = [comments[i][0] for i in range(prev_end + 1, first) if comments.get(i, ("", False))[1]]
+        if groups and groups[-1][3] == last and not header:   # another setting on the same line
+            groups[-1][1].append(kw.arg)
+        else:
+            trailing = comments.get(last, ("", True))
+            groups.append([" ".join(header) or None, [kw.arg], "" if trailing[1] else trailing[0], last])
+        prev_end = last
+    return [(h, keys, c) for h, keys, c, _ in groups]
+
+
+def _cli(v):
+    """A default as one writes it on the command line."""
+    return ('""' if v == "" else v) if isinstance(v, str) and " " not in v else repr(v)
+
+
+def config_help(defaults, source_file=None, doc=None):
+    """--help: the script's docstring, then every setting with its default and its meaning,
+    read from the comments of the script's own `defaults = dict(...)` (one source of truth),
+    SHARED_HELP for shared settings the line leaves uncommented."""
+    lines = [doc.strip(), ""] if doc else []
+    lines.append("settings (override with --key=value, or --config=FILE: a file of `key = value` lines):")
+    try:
+        groups = _help_lines(open(source_file).read()) if source_file else []
+    except OSError:
+        groups = []
+    seen = set()
+    for header, keys, comment in groups:
+        keys = [k for k in keys if k in defaults]
+        if header:
+            lines += textwrap.wrap(header, 98, initial_indent="  # ", subsequent_indent="  # ")
+        if comment or len(keys) == 1:   # one line, one meaning
+            lines.append(_help_row(" ".join(f"--{k}={_cli(defaults[k])}" for k in keys),
+                                   comment or SHARED_HELP.get(keys[0], "")))
+        else:                            # several settings on one uncommented line: each its own
+            lines += [_help_row(f"--{k}={_cli(defaults[k])}", SHARED_HELP.get(k, "")) for k in keys]
+        seen.update(keys)
+    lines += [_help_row(f"--{k}={_cli(v)}", SHARED_HELP.get(k, "")) for k, v in defaults.items() if k not in seen]
+    return "\n".join(lines)
+
+
+def _help_row(setting, meaning):
+    return f"  {setting.ljust(32)}  {meaning}".rstrip()
+
+
+def print_config(cfg):
+    """The resolved config, once, as key=value lines (config.json saves it too)."""
+    print("config:\n" + "\n".join(f"  {k}={_cli(v)}" for k, v in cfg.items()), flush=True)
 
 
 # ----------------------------------------------------------------------------- device, dtype
@@ -173,9 +273,41 @@ def save_checkpoint(path, obj):
 
 
 def load_checkpoint(path, map_location="cpu"):
-    if os.path.isdir(path):
-        path = os.path.join(path, "ckpt.pt")
-    return torch.load(path, map_location=map_location, weights_only=True)
+    """A checkpoint (a run directory or its ckpt.pt); a missing one stops the run with a message
+    naming the stage that makes it (data.guide)."""
+    file = os.path.join(path, "ckpt.pt") if os.path.isdir(path) else path
+    if not os.path.exists(file):
+        raise data.MissingInput(f"error: {data.guide(path, 'the checkpoint')}")
+    return torch.load(file, map_location=map_location, weights_only=True)
+
+
+def expect_reward_model(path, ckpt):
+    """Stop, suggesting the likely path, when `path` (given as a reward model) holds a checkpoint
+    without a trained reward head: load_model(scalar_head=True) would give it a fresh random one,
+    which is right for starting an RM (train_rm.py) and silently wrong for using one."""
+    if ckpt is not None and ckpt["model_config"].get("scalar_head"):
+        return
+    kind = "GPT-2's weights" if ckpt is None else "a language model (stage 0, 1 or 3)"
+    here = os.path.dirname(os.path.normpath(path)) or "."
+    rms = [os.path.join(here, n) for n in sorted(os.listdir(here)) if n.startswith("rm")
+           and os.path.exists(os.path.join(here, n, "ckpt.pt"))] if os.path.isdir(here) else []
+    die(f"{path} is {kind}, not a reward model (stage 2, train_rm.py, writes those: "
+        f"its checkpoint has a reward head)" + (f"; did you mean {' or '.join(rms)}?" if rms else ""))
+
+
+def load_tokenizer(name_or_path, ckpt):
+    """(encoding, spec) of a stage: --tokenizer when given (gpt2, or a .tiktoken path), else the
+    one the checkpoint carries (tokenizer.tokenizer_spec: a checkpoint copied anywhere decodes),
+    else the path an older checkpoint's config names, else GPT-2's (GPT-2 weights).
+    Save the spec into every checkpoint written (save_run(..., tokenizer=spec))."""
+    if not name_or_path and ckpt is not None and "tokenizer" in ckpt:
+        spec = ckpt["tokenizer"]
+    else:
+        name_or_path = name_or_path or (ckpt["config"].get("tokenizer", "gpt2") if ckpt is not None else "gpt2")
+        if name_or_path != "gpt2":
+            data.require(name_or_path, "the tokenizer")
+        spec = tokenizer.tokenizer_spec(name_or_path)
+    return tokenizer.encoding_from_spec(spec), spec
 
 
 def raw_model(model):
@@ -233,6 +365,7 @@ class MetricsLog:
         self.max_steps = max_steps
         self.t0 = self.t_last = time.time()
         self.first_step = None
+        self.last = {}   # the last logged record (for the stage's summary line)
 
     def log(self, step, tokens=0, **metrics):
         """tokens: tokens processed since the previous call (for tokens/s)."""
@@ -247,19 +380,57 @@ class MetricsLog:
         self.file.flush()
         done = step - self.first_step + 1
         eta = (now - self.t0) / done * max(0, self.max_steps - step - 1)
-        parts = [f"step {step}/{self.max_steps}"]
-        parts += [f"{k} {_fmt(v)}" for k, v in rec.items() if k not in ("step", "elapsed_s")]
-        parts += [f"{_clock(now - self.t0)} elapsed", f"ETA {_clock(eta)}"]
-        print(" | ".join(parts), flush=True)
+        print(log_line(step, self.max_steps, rec, now - self.t0, eta), flush=True)
         self.t_last = now
+        self.last = rec
         return rec
 
 
-def _fmt(v):
-    if isinstance(v, float):
-        return f"{v:.3e}" if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e5) else f"{v:.4f}"
-    return str(v)
+def log_line(step, max_steps, rec, elapsed, eta):
+    """One compact console line: `step 4/600  loss 5.535  lr 0.002 ... 0:12 ETA 2:03`, the keys in
+    the order logged (the metrics.jsonl keys); steps shown 1-based, so the last is max/max."""
+    width = len(str(max_steps))
+    parts = [f"step {step + 1:>{width}}/{max_steps}"]
+    parts += [f"{k} {fmt(v)}" for k, v in rec.items() if k not in ("step", "elapsed_s")]
+    parts.append(f"{clock(elapsed)} ETA {clock(eta)}")
+    return "  ".join(parts)
 
 
-def _clock(s):
-    return f"{int(s) // 60}:{int(s) % 60:02d}"
+def fmt(v):
+    """A metric with the precision it deserves: 4 significant digits (-0.00123, 5.535, 0.002),
+    whole numbers from 100 up (tok_per_s 681, KL 156)."""
+    if isinstance(v, bool) or not isinstance(v, float):
+        return str(v)
+    if v == 0 or not math.isfinite(v):
+        return f"{v:g}"
+    return f"{v:.0f}" if abs(v) >= 100 else f"{v:.4g}"
+
+
+def clock(s):
+    """Seconds as m:ss (h:mm:ss from an hour)."""
+    s = int(s)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def progress(items, desc, total=None, every_s=15.0):
+    """Yield from `items`; on a long phase (collection, evaluation, normalisation), print
+    `desc i/total  elapsed ETA` every every_s seconds and once at its end. Phases shorter than
+    every_s print nothing."""
+    total = len(items) if total is None else total
+    t0 = last = time.time()
+    printed = False
+    for i, item in enumerate(items, 1):
+        yield item
+        now = time.time()
+        if now - last >= every_s or (printed and i == total):
+            print(f"{desc} {i}/{total}  {clock(now - t0)} ETA {clock((now - t0) / i * (total - i))}", flush=True)
+            last, printed = now, True
+
+
+def summary_line(stage, seconds, wrote, **figures):
+    """The last line of a stage: `pretrain done in 2:41 | val_loss 1.015 ... | wrote out/base/ckpt.pt`."""
+    parts = [f"{stage} done in {clock(seconds)}"]
+    if figures:
+        parts.append("  ".join(f"{k} {fmt(v)}" for k, v in figures.items()))
+    parts.append(f"wrote {wrote}")
+    return " | ".join(parts)

@@ -16,6 +16,7 @@ Formats (JSON lines, UTF-8, `.gz` accepted):
 import gzip
 import json
 import os
+import sys
 
 import numpy as np
 import torch
@@ -27,6 +28,102 @@ ASSISTANT = "\n\nAssistant:"
 
 class FormatError(SystemExit):
     """A malformed line stops the run with `path:line: what is wrong` (never silently dropped)."""
+
+
+# ----------------------------------------------------------------------------- missing inputs
+
+class MissingInput(SystemExit):
+    """An input that is not there stops the run with one message (no traceback) that names the
+    stage asking for it and the command that makes it (`guide`)."""
+
+
+# what each script is, for the messages (the name of the running script: sys.argv[0])
+STAGES = {"pretrain.py": "stage 0 (pretraining)", "train_sft.py": "stage 1 (SFT)",
+          "train_rm.py": "stage 2 (reward model)", "train_ppo.py": "stage 3 (PPO)",
+          "collect_comparisons.py": "the comparison collection", "evaluate.py": "the evaluation",
+          "sample.py": "sample.py", "prepare.py": "a prepare script"}
+# a run directory's usual name -> the stage that writes it, and its command (`guide` adds --out_dir)
+RUN_DIRS = {"base": ("stage 0 (pretraining)", "python pretrain.py"),
+            "sft": ("stage 1 (SFT)", "python train_sft.py"),
+            "rm": ("stage 2 (reward model)", "python train_rm.py"),
+            "ppo": ("stage 3 (PPO)", "python train_ppo.py --ptx_coef=0"),
+            "ppo_ptx": ("stage 3 (PPO-ptx)", "python train_ppo.py")}
+RUN_DEFAULTS = {"base": "out/base", "sft": "out/sft", "rm": "out/rm", "ppo": "out/ppo_ptx", "ppo_ptx": "out/ppo_ptx"}
+
+
+def _maker(path):
+    """(what makes `path`, its command, the run.sh OUT it belongs to) from the path's name, or
+    None when its name says nothing."""
+    path = os.path.normpath(path)
+    if os.path.basename(path) == "ckpt.pt":
+        path = os.path.dirname(path) or "."
+    name, folder = os.path.basename(path), os.path.dirname(path) or "."
+    if name in RUN_DIRS:   # a run directory: OUT/<stage>, as run.sh lays them out
+        stage, cmd = RUN_DIRS[name]
+        out = "" if path == os.path.normpath(RUN_DEFAULTS[name]) else f" --out_dir={path}"
+        return stage, cmd + out, folder
+    default_world = folder == os.path.normpath("data/world")   # the stage scripts' defaults, not run.sh's OUT/world
+    world, out = ("", None) if default_world else (f" --out_dir={folder}", os.path.dirname(folder))
+    if name.startswith("comparisons"):
+        return "the comparison collection", "python data/world/collect_comparisons.py" + world, out
+    if os.path.basename(folder) == "hh":
+        return "data/hh/prepare.py (it downloads HH-RLHF)", "python data/hh/prepare.py", None
+    if os.path.basename(folder) == "text":
+        return "data/text/prepare.py", "python data/text/prepare.py BOOK.txt", None
+    if name in ("tokenizer.tiktoken", "train.bin", "val.bin") or name.startswith(("demos_", "prompts_")):
+        return "the default world", "python data/world/prepare.py" + world, out
+    return None
+
+
+def _look_alikes(path):
+    """Existing paths that look like the missing `path`: its nearest existing folder's entries
+    closest to the first missing name (out/sfft -> out/sft, out_micro/base -> out/base...)."""
+    import difflib
+    path = os.path.normpath(path)
+    if os.path.isdir(path):   # a run's root where one of its stages was meant: out -> out/sft
+        return sorted(os.path.join(path, n) for n in os.listdir(path) if os.path.exists(os.path.join(path, n, "ckpt.pt")))
+    head, missing = path, []
+    while head and not os.path.exists(head):
+        head, tail = os.path.split(head)
+        missing.insert(0, tail)
+    base = head or "."
+    try:
+        names = sorted(os.listdir(base))
+    except OSError:
+        return []
+    found = []
+    for n in difflib.get_close_matches(missing[0], names, n=2, cutoff=0.6):
+        candidate = os.path.join(head, n, *missing[1:])
+        found.append(candidate if os.path.exists(candidate) else os.path.join(head, n))
+    return found
+
+
+def guide(path, what):
+    """The message for a missing input: which stage needs it, which command makes it, and the
+    existing paths it may have meant."""
+    script = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    who = STAGES.get(script, script or "this script")
+    there = "holds no ckpt.pt" if os.path.isdir(path) else "does not exist"
+    msg = f"{who} needs {what} {path}, which {there}."
+    maker = _maker(path)
+    if maker:
+        stage, cmd, out = maker
+        msg += f" It is made by {stage}: `{cmd}`"
+        if out is not None:   # run.sh's layout: OUT/<stage> and OUT/world (data/world: run.sh's own prepare)
+            out = "" if out in ("out", "") else " " + out
+            msg += f"; `bash run.sh{out}` runs every stage in order"
+        msg += "."
+    alike = _look_alikes(path)
+    if alike:
+        msg += " Did you mean " + " or ".join(alike) + "?"
+    return msg
+
+
+def require(path, what):
+    """`path` itself, or MissingInput with `guide`'s message when it is not there."""
+    if not os.path.exists(path):
+        raise MissingInput(f"error: {guide(path, what)}")
+    return path
 
 
 def split_hh(chosen, rejected):
@@ -88,6 +185,7 @@ def _check(obj, kind):
 
 def read_jsonl(path, kind):
     """All records of a JSON-lines file of `kind` ("demonstrations", "comparisons", "prompts")."""
+    require(path, f"a {kind} file")
     rows = []
     with (gzip.open(path, "rt", encoding="utf-8") if path.endswith(".gz") else open(path, encoding="utf-8")) as f:
         for lineno, line in enumerate(f, 1):
@@ -111,6 +209,7 @@ def write_jsonl(path, rows):
 
 def open_tokens(path):
     """A token file as a read-only memmap; uint32 when the name says so (`*.u32.bin`), else uint16."""
+    require(path, "a token file")
     return np.memmap(path, dtype=np.uint32 if path.endswith(".u32.bin") else np.uint16, mode="r")
 
 

@@ -29,12 +29,17 @@ _SHARED_GPT2 = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "to
 def load_ranks(path):
     """Read a .tiktoken ranks file. We parse it ourselves: tiktoken.load caches files by *path*
     in a temp dir, so a world rebuilt with another seed at the same path would load stale ranks."""
-    ranks = {}
     with open(path, "rb") as f:
-        for line in f.read().splitlines():
-            if line:
-                token, rank = line.split()
-                ranks[base64.b64decode(token)] = int(rank)
+        return _parse_ranks(f.read())
+
+
+def _parse_ranks(data):
+    """The ranks of a .tiktoken file's bytes: one `base64(token) rank` pair per line."""
+    ranks = {}
+    for line in data.splitlines():
+        if line:
+            token, rank = line.split()
+            ranks[base64.b64decode(token)] = int(rank)
     return ranks
 
 
@@ -60,6 +65,23 @@ def get_encoding(name_or_path="gpt2"):
             return encoding_from_ranks(load_ranks(_SHARED_GPT2), name="gpt2")
         return tiktoken.get_encoding("gpt2")
     return encoding_from_ranks(load_ranks(name_or_path), name=os.path.basename(name_or_path))
+
+
+def tokenizer_spec(name_or_path="gpt2"):
+    """What a checkpoint carries to rebuild its encoding anywhere: {"name": "gpt2"} (tiktoken's
+    own, or the shared offline copy), or a BPE's path (for the record) with its ranks file's text
+    itself (the world's BPE: ~20 KB), so a checkpoint copied away from that path still decodes."""
+    if name_or_path == "gpt2":
+        return {"name": "gpt2"}
+    with open(name_or_path, encoding="ascii") as f:
+        return {"name": name_or_path, "ranks": f.read()}
+
+
+def encoding_from_spec(spec):
+    """The encoding a `tokenizer_spec` describes."""
+    if "ranks" not in spec:
+        return get_encoding(spec["name"])
+    return encoding_from_ranks(_parse_ranks(spec["ranks"].encode("ascii")), name=os.path.basename(spec["name"]))
 
 
 def train_bpe(text, vocab_size):

@@ -1,4 +1,5 @@
-"""The stage scripts end to end on a micro preset (run.sh, once per test session), and the
+"""The stage scripts end to end on a micro preset (the README's `PRESET=configs/micro bash run.sh`,
+run once per session by conftest's readme_run: the `micro` fixture), and the
 details the issues single out: exact resume of pretraining, the SFT mask, the reward read at the
 right token, the RM's normalisation bias, comparison collection, the report's well-formedness."""
 import json
@@ -22,16 +23,6 @@ def run(*args, env=None, check=True):
     if check and r.returncode != 0:
         raise AssertionError(f"{args} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
     return r.stdout
-
-
-@pytest.fixture(scope="module")
-def micro(tmp_path_factory):
-    """One whole pipeline (world, stages 0-3, evaluation) with configs/micro, under 2 minutes."""
-    out = tmp_path_factory.mktemp("micro")
-    r = subprocess.run(["bash", "run.sh", str(out)], cwd=ROOT, capture_output=True, text=True,
-                       env={**os.environ, "PRESET": "configs/micro", "PYTHON": sys.executable})
-    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
-    return out, r.stdout
 
 
 def finite(x):
@@ -110,7 +101,7 @@ def test_reward_model_normalised_on_demonstrations(micro):
     gain their standard deviation 1 (lm-human-preferences)."""
     out, _ = micro
     rm, ckpt = common.load_model(str(out / "rm"), scalar_head=True, verbose=False)
-    enc = tokenizer.get_encoding(ckpt["config"]["tokenizer"])
+    enc, _ = common.load_tokenizer("", ckpt)
     demos = data.read_jsonl(str(out / "world" / "demos_train.jsonl"), "demonstrations")
     import random
     demos = random.Random(0).sample(demos, min(ckpt["config"]["norm_samples"], len(demos)))

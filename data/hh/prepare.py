@@ -81,7 +81,11 @@ def write(path, rows):
 
 
 def main(argv=None):
-    config = get_config(dict(out_dir=os.path.dirname(os.path.abspath(__file__)), src=HH_URL), argv)
+    defaults = dict(
+        out_dir=os.path.dirname(os.path.abspath(__file__)),   # where the files go (and downloads are kept)
+        src=HH_URL,               # HH-RLHF's URL base, a mirror (file:// too), or a local directory
+    )
+    config = get_config(defaults, argv)
     out_dir, src = config["out_dir"], config["src"].rstrip("/")
     os.makedirs(out_dir, exist_ok=True)
     data = {"train": [], "test": []}

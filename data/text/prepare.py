@@ -45,8 +45,12 @@ def encode_file(enc, path, dtype):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     files = [a for a in argv if not a.startswith("--")]
-    config = get_config(dict(out_dir=os.path.dirname(os.path.abspath(__file__)), val_frac=0.005,
-                             encoding="gpt2"), [a for a in argv if a.startswith("--")])
+    defaults = dict(
+        out_dir=os.path.dirname(os.path.abspath(__file__)),   # where train.bin and val.bin go
+        val_frac=0.005,           # the share of the tokens (the end of the text) kept for val.bin
+        encoding="gpt2",          # gpt2, or a .tiktoken file (the world's BPE)
+    )
+    config = get_config(defaults, [a for a in argv if a.startswith("--")])
     if not files:
         sys.exit("usage: python data/text/prepare.py FILE... [--out_dir=DIR] [--val_frac=F] [--encoding=gpt2|PATH]")
     enc = get_encoding(config["encoding"])

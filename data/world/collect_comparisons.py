@@ -25,13 +25,18 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from nanoinstruct import common, world
 from nanoinstruct.data import read_jsonl, write_jsonl
 from nanoinstruct.model import generate
-from nanoinstruct.tokenizer import decode_response, encode_prompt, get_encoding
+from nanoinstruct.tokenizer import decode_response, encode_prompt
 
 defaults = dict(
-    policy="out/sft", prompts_file="data/world/prompts_rm.jsonl", out_dir="data/world",
+    policy="out/sft",         # the checkpoint whose samples the labelers rank (paper: SFT and later policies)
+    prompts_file="data/world/prompts_rm.jsonl",
+    out_dir="data/world",     # where comparisons_{train,val}.jsonl and comparisons_meta.json go
     n_prompts=0,              # 0 = all prompts of the file
-    k_min=4, k_max=9, val_frac=0.1, n_labelers=10,
-    temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=48, batch_size=128,
+    k_min=4, k_max=9,         # K responses per prompt, drawn uniformly from this range (paper: 4 to 9)
+    val_frac=0.1,             # share of the prompts held out as comparisons_val.jsonl
+    n_labelers=10,            # simulated labelers in the pool; one ranks each prompt
+    temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=48,
+    batch_size=128,           # sequences sampled at once
     device="auto", dtype="auto", seed=1337,
 )
 cfg = common.get_config(defaults)
@@ -40,7 +45,7 @@ rng = random.Random(cfg["seed"])
 gen = torch.Generator(device).manual_seed(cfg["seed"])
 
 model, ckpt = common.load_model(cfg["policy"], device)
-enc = get_encoding(ckpt["config"]["tokenizer"] if ckpt else "gpt2")
+enc, _ = common.load_tokenizer("", ckpt)   # the one the policy's checkpoint carries
 block = model.config.block_size
 prompts = [r["prompt"] for r in read_jsonl(cfg["prompts_file"], "prompts")]
 prompts = prompts[:cfg["n_prompts"]] if cfg["n_prompts"] else prompts
@@ -49,7 +54,7 @@ prompts = prompts[:cfg["n_prompts"]] if cfg["n_prompts"] else prompts
 jobs = [(i, p) for i, p in enumerate(prompts) for _ in range(rng.randint(cfg["k_min"], cfg["k_max"]))]
 samples = [[] for _ in prompts]   # per prompt: [(text, ended)]
 t0 = time.time()
-for b in range(0, len(jobs), cfg["batch_size"]):
+for b in common.progress(range(0, len(jobs), cfg["batch_size"]), "sampling: batch", every_s=10):
     chunk = jobs[b:b + cfg["batch_size"]]
     ids = [encode_prompt(enc, p)[-(block - cfg["max_new_tokens"]):] for _, p in chunk]
     with ctx:
@@ -57,8 +62,6 @@ for b in range(0, len(jobs), cfg["batch_size"]):
                                              cfg["top_k"] or None, cfg["top_p"], generator=gen)
     for (i, _), t in zip(chunk, tokens[:, prompt_mask.size(1):].tolist()):
         samples[i].append(decode_response(enc, t))
-    if b % (10 * cfg["batch_size"]) == 0 or b + cfg["batch_size"] >= len(jobs):
-        print(f"sampled {min(b + cfg['batch_size'], len(jobs))}/{len(jobs)} responses ({time.time() - t0:.0f}s)", flush=True)
 
 # 2. labelers rank each prompt's distinct responses
 groups, dropped_dupes, dropped_prompts = [], 0, 0

@@ -30,15 +30,15 @@ from nanoinstruct.tokenizer import encode_prompt, encode_response, get_encoding,
 
 # ----------------------------------------------------------------------------- config
 defaults = dict(
-    seed=1337,
-    out_dir="data/world",
+    seed=1337,               # picks the corpus, prompts and demonstrations (the world's facts are fixed)
+    out_dir="data/world",    # where the files go
     n_pretrain_docs=12000,   # ~1.2M train tokens
     n_val_docs=500,          # ~50k val tokens
-    n_demos_train=4000,
-    n_demos_val=300,
+    n_demos_train=4000,      # SFT demonstrations
+    n_demos_val=300,         # held-out demonstrations
     n_prompts_rm=4000,       # 2000 -> 4000 prompts raised the RM's gold accuracy 0.64 -> 0.72; 6000 added nothing (README)
-    n_prompts_ppo=2000,
-    n_eval_per_family=50,
+    n_prompts_ppo=2000,      # PPO prompts
+    n_eval_per_family=50,    # held-out evaluation prompts per task family
     flaw_rate=0.1,           # demonstrators' random flaws: noise around the right answer
     habit_strength=1.0,      # demonstrators' systematic habits (world.HABITS): 0 = none, 1 = the documented default
     vocab_size=4096,         # an upper bound: the world's words run out of merges near 1000
