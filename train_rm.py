@@ -45,6 +45,7 @@ defaults = dict(
     beta2=0.99, grad_clip=1.0, dropout=0.0,
     block_size=0,             # 0 = the model's context; longer examples are cut from the prompt's left
     max_train=0,              # use only the first N training prompts (0 = all)
+    drop_unended=True,        # leave out responses that never emitted end-of-text (PPO never asks the RM about them)
     eval_interval=50, log_interval=10,
 )
 cfg = common.get_config(defaults)
@@ -68,9 +69,12 @@ val = read_jsonl(cfg["val_file"], "comparisons")
 # stops the run before it has cost anything
 demos = read_jsonl(cfg["norm_file"], "demonstrations")
 demos = random.Random(0).sample(demos, min(cfg["norm_samples"], len(demos)))
-train, n_resp, n_prompts = drop_unended(train)
-val, n_resp_val, n_prompts_val = drop_unended(val)
+train, n_resp, n_prompts = drop_unended(train) if cfg["drop_unended"] else (train, 0, 0)
+val, n_resp_val, n_prompts_val = drop_unended(val) if cfg["drop_unended"] else (val, 0, 0)
 for name, rows, dropped in (("train", train, (n_resp, n_prompts)), ("val", val, (n_resp_val, n_prompts_val))):
+    if not rows:
+        common.die(f"{cfg[name + '_file']}: no comparisons left" + (f" once the {dropped[0]} responses that never "
+                   "ended were left out (--drop_unended=False keeps them)" if dropped[0] else ""))
     ks = [len(c["responses"]) for c in rows]
     print(f"{name}: {len(rows)} prompts, K = {min(ks)}..{max(ks)}, "
           f"{sum(k * (k - 1) // 2 for k in ks)} comparisons, {sum(ks)} responses"
