@@ -207,7 +207,7 @@ runs = [(n, m, functools.partial(sample_and_score, m, cfg["seed"], cfg["temperat
         for n, (m, _) in policies.items()]
 runs += [(f"sft_T{t:g}", sft, functools.partial(sample_and_score, sft, cfg["seed"], t), "references") for t in temperatures]
 runs += [(f"sft_best_of_{n}", sft, (lambda n=n: sample_best_of(n, best_of_draws())), "references")
-         for n in sorted({2, cfg["best_of"]}) if cfg["best_of"] >= n]
+         for n in sorted({2, cfg["best_of"]}) if 2 <= n <= cfg["best_of"]]
 for n, model, sample, kind in runs:
     t0 = time.time()
     s = sample()
