@@ -76,7 +76,7 @@ def test_pipeline_report_well_formed(micro):
     assert stages <= set(report["wall_time_s"]) and all(finite(v) for v in report["wall_time_s"].values())
     md = (out / "eval" / "report.md").read_text()
     assert md.count("| ppo_ptx |") == 2 and md.count("| sft_T0.7 |") == 2 and md.count("| sft_best_of_4 |") == 2
-    assert md.count(f"| sft_best_T (T={best_t:g}) |") == 2
+    assert md.count(f"| sft_best_T (T={best_t:g}) |") == 1 and md.count("| sft_best_T |") == 1   # both tables
     for png in ("training_curves.png", "ppo_rm_vs_gold.png", "win_rates.png"):
         blob = (out / "eval" / png).read_bytes()
         assert blob[:8] == b"\x89PNG\r\n\x1a\n" and len(blob) > 5000
@@ -109,7 +109,8 @@ def test_reward_model_normalised_on_demonstrations(micro):
     x, lengths = data.pad_right(ex, enc.eot_token)
     with torch.no_grad():
         r = rm.scores(rm(x)[torch.arange(len(ex)), lengths - 1])
-    assert abs(r.mean().item()) < 1e-4 and r.std().item() == pytest.approx(1.0, abs=1e-4)
+    # the trunk ran under the run's autocast (bf16 on CPUs that have it), float32 here
+    assert abs(r.mean().item()) < 2e-3 and r.std().item() == pytest.approx(1.0, abs=2e-3)
     assert ckpt["reward_norm"]["std"] > 0 and ckpt["reward_norm"]["std"] != 1.0   # a gain was actually applied
 
 
