@@ -117,19 +117,20 @@ def test_checkpoints_work_copied_anywhere(micro, tmp_path):
         os.makedirs(copy / run)
         shutil.copy(out / run / "ckpt.pt", copy / run / "ckpt.pt")
     ckpt = torch.load(copy / "sft" / "ckpt.pt", weights_only=True)    # the DESIGN.md contract holds
-    assert os.path.exists(ckpt["config"]["tokenizer"]) and ckpt["tokenizer"]["ranks"]
+    named = os.path.join(out.parent, ckpt["config"]["tokenizer"])     # run.sh ran from the copy's root
+    assert os.path.exists(named) and ckpt["tokenizer"]["ranks"]
     world = tmp_path / "world"
     shutil.copytree(out / "world", world)
     os.remove(world / "tokenizer.tiktoken")                            # nothing to find on disk
-    hidden = out / "world" / "tokenizer.tiktoken"
+    hidden = named
     os.rename(hidden, str(hidden) + ".hidden")
     try:
         jobs = [("sample.py", [f"--ckpt={copy / 'ppo_ptx'}", "--prompt=How do I feed the Bellor?"], tmp_path),
-                ("train_rm.py", [f"--config={PRESET_OF['train_rm.py']}", f"--init_from={copy / 'sft'}",
+                ("train_rm.py", [f"--config={os.path.join(ROOT, PRESET_OF['train_rm.py'])}", f"--init_from={copy / 'sft'}",
                                  f"--out_dir={tmp_path / 'rm2'}", f"--train_file={world / 'comparisons_train.jsonl'}",
                                  f"--val_file={world / 'comparisons_val.jsonl'}", f"--norm_file={world / 'demos_train.jsonl'}",
                                  "--max_train=4"], tmp_path),
-                ("evaluate.py", [f"--config={PRESET_OF['evaluate.py']}", f"--out={copy}", "--policies=sft,ppo",
+                ("evaluate.py", [f"--config={os.path.join(ROOT, PRESET_OF['evaluate.py'])}", f"--out={copy}", "--policies=sft,ppo",
                                  f"--prompts_file={world / 'prompts_eval.jsonl'}", f"--val_bin={world / 'val.bin'}",
                                  "--max_prompts=4", "--cold_temperature=0", "--best_of=0"], tmp_path)]
         results = run_scripts(jobs)
