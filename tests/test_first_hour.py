@@ -117,11 +117,12 @@ def test_checkpoints_work_copied_anywhere(micro, tmp_path):
         os.makedirs(copy / run)
         shutil.copy(out / run / "ckpt.pt", copy / run / "ckpt.pt")
     ckpt = torch.load(copy / "sft" / "ckpt.pt", weights_only=True)    # the DESIGN.md contract holds
-    hidden = out.parent / ckpt["config"]["tokenizer"]                 # relative to where run.sh ran
-    assert hidden.exists() and ckpt["tokenizer"]["ranks"]
+    named = os.path.join(out.parent, ckpt["config"]["tokenizer"])     # run.sh ran from the copy's root
+    assert os.path.exists(named) and ckpt["tokenizer"]["ranks"]
     world = tmp_path / "world"
     shutil.copytree(out / "world", world)
     os.remove(world / "tokenizer.tiktoken")                            # nothing to find on disk
+    hidden = named
     os.rename(hidden, str(hidden) + ".hidden")
     try:
         jobs = [("sample.py", [f"--ckpt={copy / 'ppo_ptx'}", "--prompt=How do I feed the Bellor?"], tmp_path),
