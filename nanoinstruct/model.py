@@ -69,6 +69,7 @@ class CausalSelfAttention(nn.Module):
         self.n_head, self.dropout, self.layer = config.n_head, config.dropout, layer
 
     def forward(self, x, mask, cache, slots):
+        # BEGIN SOLUTION attention
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
@@ -78,6 +79,7 @@ class CausalSelfAttention(nn.Module):
                                            dropout_p=self.dropout if self.training else 0.0)
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         return self.resid_dropout(self.c_proj(y))
+        # END SOLUTION attention
 
 
 class MLP(nn.Module):
@@ -203,8 +205,10 @@ def last_token_scores(model, tokens, last, mask=None):
     """A scalar-head model's r(x, y), read at each sequence's last real token (its end-of-text):
     tokens (B, T), last (B,) index of that token -> (B,) float32. mask: (B, T) real tokens, for
     left-padded prompts (None: right padding only, which causal attention already ignores)."""
+    # BEGIN SOLUTION last_token_reward
     h = model(tokens, attn_mask=mask, pos=None if mask is None else position_ids(mask))   # (B, T, C)
     return model.scores(h[torch.arange(len(last), device=tokens.device), last])
+    # END SOLUTION last_token_reward
 
 
 def filter_logits(logits, top_k=None, top_p=None):

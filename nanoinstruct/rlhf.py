@@ -60,15 +60,19 @@ def sft_loss(logits, targets, loss_mask):
     masked tokens in the batch (token-level, not per-sequence), like nanoGPT's loss.
     Targets at masked positions may hold anything (pad, -100): they are replaced by 0 before the
     gather, and torch.where gives those positions exactly zero gradient."""
+    # BEGIN SOLUTION sft_loss
     safe_targets = torch.where(loss_mask, targets, 0)
     return masked_mean(-logprobs_from_logits(logits, safe_targets), loss_mask)
+    # END SOLUTION sft_loss
 
 def ptx_loss(logits, targets):
     """Pretraining LM loss mixed into PPO ("PPO-ptx", eq. 2): the objective's last term is
         gamma * E_{x ~ D_pretrain}[log pi_RL(x)],
     so the loss to minimise is its negation, ptx_coef * ptx_loss. logits (B,T,V), targets (B,T)
     long -> scalar, mean over all B*T tokens (pretraining batches have no padding)."""
+    # BEGIN SOLUTION ptx_loss
     return -logprobs_from_logits(logits, targets).mean()
+    # END SOLUTION ptx_loss
 
 # -----------------------------------------------------------------------------
 # stage 2: reward model, K-wise ranking loss (eq. 1)
@@ -95,12 +99,14 @@ def ranking_loss(rewards, ranking):
     ranking (N,K) long best->worst, -1 padding at the end (see pairs_from_ranking) -> scalar.
     Per prompt n: -1/C(K_n,2) * sum over its pairs; then the mean over prompts that have a pair.
     One gather over precomputed index tensors, no Python loop over pairs."""
+    # BEGIN SOLUTION ranking_loss
     winners, losers, valid = pairs_from_ranking(ranking)             # (N,P) each
     diff = rewards.gather(1, winners) - rewards.gather(1, losers)     # (N,P) r_w - r_l
     logsig = torch.where(valid, F.logsigmoid(diff), 0.0)              # padded pairs: no grad
     n_pairs = valid.sum(1)                                            # (N,) C(K_n,2)
     per_prompt = -logsig.sum(1) / n_pairs.clamp(min=1)                # (N,)
     return per_prompt.sum() / (n_pairs > 0).sum().clamp(min=1)
+    # END SOLUTION ranking_loss
 
 @torch.no_grad()
 def ranking_accuracy(rewards, ranking):
@@ -151,6 +157,7 @@ def kl_penalized_rewards(logprobs, ref_logprobs, mask, scores, kl_coef):
     (last[b] = mask[b].sum() - 1; the mask is True on a prefix of the response).
     logprobs, ref_logprobs (B,T) float, mask (B,T) bool, scores (B,) float, kl_coef float ->
     (rewards (B,T), kl (B,T)), both 0 on padding. A row with no real token gets no score."""
+    # BEGIN SOLUTION kl_rewards
     kl = torch.where(mask, logprobs - ref_logprobs, 0.0)              # (B,T)
     rewards = -kl_coef * kl                                           # (B,T)
     n_real = mask.sum(1)                                              # (B,)
@@ -158,6 +165,7 @@ def kl_penalized_rewards(logprobs, ref_logprobs, mask, scores, kl_coef):
     score = torch.where(n_real > 0, scores, 0.0).to(rewards.dtype)    # (B,)
     rewards = rewards.scatter_add(1, last.unsqueeze(1), score.unsqueeze(1))
     return rewards, kl
+    # END SOLUTION kl_rewards
 
 def gae(rewards, values, mask, gamma=1.0, lam=0.95):
     """Generalised Advantage Estimation (Schulman et al. 2016), over response tokens only:
@@ -168,6 +176,7 @@ def gae(rewards, values, mask, gamma=1.0, lam=0.95):
     padding). rewards, values (B,T) float, mask (B,T) bool (True on a prefix) ->
     (advantages (B,T), returns (B,T)); padding positions get advantage 0 and return 0.
     Vectorised over B, a backward loop over T as in CleanRL's ppo.py. Pass detached tensors."""
+    # BEGIN SOLUTION gae
     values = torch.where(mask, values, 0.0)        # V = 0 past the end: the terminal value
     rewards = torch.where(mask, rewards, 0.0)
     T = rewards.size(1)
@@ -181,6 +190,7 @@ def gae(rewards, values, mask, gamma=1.0, lam=0.95):
         advantages[:, t] = lastgaelam
     returns = advantages + values
     return advantages, returns
+    # END SOLUTION gae
 
 def whiten(x, mask, shift_mean=True):
     """Normalise x to mean 0, variance 1 over masked positions (TRL's masked_whiten):
@@ -188,11 +198,13 @@ def whiten(x, mask, shift_mean=True):
     shift_mean=False adds the mean back (scale only), which TRL uses for rewards.
     x (B,T) float, mask (B,T) bool -> (B,T); padding stays exactly 0. Whitening the advantages
     of a batch keeps the policy step size independent of the reward model's scale."""
+    # BEGIN SOLUTION whiten
     mean, var = masked_mean(x, mask), masked_var(x, mask)
     out = (x - mean) * torch.rsqrt(var + 1e-8)
     if not shift_mean:
         out = out + mean
     return torch.where(mask, out, 0.0)
+    # END SOLUTION whiten
 
 def policy_loss(logprobs, old_logprobs, advantages, mask, clip_eps=0.2):
     """PPO clipped surrogate (Schulman et al. 2017), as a loss to minimise:
@@ -204,6 +216,7 @@ def policy_loss(logprobs, old_logprobs, advantages, mask, clip_eps=0.2):
       clip_frac = fraction of real tokens where the clipped term is the larger one (active)
       approx_kl = masked mean of (ratio - 1) - log(ratio), the "k3" estimator of
                   KL(pi_old || pi) (Schulman's blog; CleanRL): unbiased, always >= 0."""
+    # BEGIN SOLUTION policy_loss
     log_ratio = logprobs - old_logprobs                               # (B,T)
     ratio = torch.exp(log_ratio)
     pg_losses = -advantages * ratio
@@ -213,6 +226,7 @@ def policy_loss(logprobs, old_logprobs, advantages, mask, clip_eps=0.2):
         clip_frac = masked_mean((pg_losses2 > pg_losses).float(), mask)
         approx_kl = masked_mean((ratio - 1) - log_ratio, mask)
     return loss, clip_frac, approx_kl
+    # END SOLUTION policy_loss
 
 def value_loss(values, old_values, returns, mask, clip_eps=0.2):
     """Clipped value loss (the PPO2 baselines / TRL form):
@@ -221,6 +235,7 @@ def value_loss(values, old_values, returns, mask, clip_eps=0.2):
     values (B,T) with grad, old_values (B,T) from the rollout, returns (B,T) from gae,
     mask (B,T) bool -> (loss, clip_frac); clip_frac (detached) = fraction of real tokens where
     the clipped error is the larger one. eps is in reward units, so it assumes rewards of O(1)."""
+    # BEGIN SOLUTION value_loss
     v_clipped = old_values + torch.clamp(values - old_values, -clip_eps, clip_eps)
     vf_losses1 = (values - returns) ** 2
     vf_losses2 = (v_clipped - returns) ** 2
@@ -228,6 +243,7 @@ def value_loss(values, old_values, returns, mask, clip_eps=0.2):
     with torch.no_grad():
         clip_frac = masked_mean((vf_losses2 > vf_losses1).float(), mask)
     return loss, clip_frac
+    # END SOLUTION value_loss
 
 @torch.no_grad()
 def explained_variance(values, returns, mask):
@@ -244,9 +260,11 @@ def adaptive_kl_coef(kl_coef, current_kl, target_kl, horizon, n_steps):
     kl_coef, current_kl (mean sequence KL of the batch), target_kl: floats; horizon, n_steps
     (episodes in this batch): ints -> new kl_coef float. The paper itself keeps beta fixed;
     the controller, from Ziegler et al., holds the KL near target_kl instead."""
+    # BEGIN SOLUTION adaptive_kl
     proportional_error = min(max(current_kl / target_kl - 1.0, -0.2), 0.2)
     mult = 1.0 + proportional_error * n_steps / horizon
     return kl_coef * mult
+    # END SOLUTION adaptive_kl
 
 # -----------------------------------------------------------------------------
 # evaluation statistics
