@@ -67,6 +67,7 @@ defaults = dict(
     adaptive_kl=False, target_kl=6.0, kl_horizon=10000,   # adapt beta toward target_kl per response (Ziegler et al. 2019)
     gamma=1.0, lam=0.95,      # GAE's discount and lambda
     clip_eps=0.2, value_clip_eps=0.2,   # PPO's clip range for the policy ratio and the value change
+    whiten=True,              # whiten the advantages per batch (False: an ablation, see the assignment)
     ptx_coef=0.2,             # gamma of eq. 2, the pretraining-loss weight (paper: 27.8); 0 = plain PPO
     ptx_batch_size=8, ptx_block_size=128,   # the pretraining batch of each step: windows x tokens
     log_samples=2,            # rollouts shown per iteration
@@ -148,7 +149,8 @@ for it in range(cfg["iterations"]):
     # 4. advantages: per-token KL-penalised rewards, GAE over response tokens, whitening
     rewards, kl = rlhf.kl_penalized_rewards(logprobs, ref_logprobs, mask, scores, kl_coef)
     advantages, returns = rlhf.gae(rewards, values, mask, cfg["gamma"], cfg["lam"])
-    advantages = rlhf.whiten(advantages, mask)
+    if cfg["whiten"]:
+        advantages = rlhf.whiten(advantages, mask)
 
     # 5. PPO epochs over minibatches: clipped surrogate for the policy, clipped value loss
     stats = {k: [] for k in ("policy_loss", "value_loss", "clip_frac", "value_clip_frac", "approx_kl", "entropy", "ptx_loss")}
