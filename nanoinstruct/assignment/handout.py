@@ -7,6 +7,7 @@ stay), and neither the hidden fixtures nor the instructor's notes. DIR/.assignme
 the parts handed out and a hash of every file, which `submit` compares against.
 """
 import ast
+import fnmatch
 import hashlib
 import json
 import os
@@ -24,18 +25,37 @@ SKIP_DIRS = {".git", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache
 REPORT = ("REPORT.md", "report")   # the student's write-up, always submitted
 
 
+def ignored(rel, patterns, is_dir=False):
+    """Whether .gitignore patterns (in order, last match wins, `!` re-includes) ignore path rel."""
+    out = False
+    for pat in patterns:
+        neg, pat = pat.startswith("!"), pat.lstrip("!")
+        dir_only, pat = pat.endswith("/"), pat.rstrip("/")
+        if dir_only and not is_dir:
+            continue
+        target = rel if "/" in pat else os.path.basename(rel)
+        if fnmatch.fnmatch(target, pat.lstrip("/")):
+            out = not neg
+    return out
+
+
 def repo_files(root):
-    """Relative paths of the repository's files: git's view when root is a work tree, else a walk
-    that skips caches, outputs (out*/) and the generated data."""
+    """Relative paths of the repository's files: git's tracked and untracked-but-not-ignored files
+    when root is a work tree, else a walk that honours root/.gitignore and skips caches."""
     try:
         out = subprocess.run(["git", "-C", root, "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
                              capture_output=True, check=True).stdout.decode()
         files = [f for f in out.split("\0") if f]
     except (OSError, subprocess.CalledProcessError):
+        gi = os.path.join(root, ".gitignore")
+        patterns = [ln.strip() for ln in open(gi)] if os.path.exists(gi) else []
+        patterns = [p for p in patterns if p and not p.startswith("#")]
         files = []
         for d, dirs, names in os.walk(root):
-            dirs[:] = sorted(x for x in dirs if x not in SKIP_DIRS and not (d == root and x.startswith("out")))
-            files += [os.path.relpath(os.path.join(d, n), root) for n in names if not n.endswith((".pyc", ".tmp"))]
+            rel = os.path.relpath(d, root)
+            rel = "" if rel == "." else rel + "/"
+            dirs[:] = sorted(x for x in dirs if x not in SKIP_DIRS and not ignored(rel + x, patterns, True))
+            files += [rel + n for n in names if not ignored(rel + n, patterns)]
     return sorted(f for f in files if os.path.isfile(os.path.join(root, f)))
 
 
@@ -169,11 +189,10 @@ def make(dest, parts=None, root=REPO, force=False, notes=None):
     chosen = [p["name"] for p in PARTS if parts is None or p["name"] in parts]
     if os.path.exists(dest) and os.listdir(dest) and not force:
         raise FileExistsError(f"{dest} exists and is not empty (--force writes over it)")
-    files = repo_files(root)
+    files = [f for f in repo_files(root) if handed_out(root, f, dest)]
     for part, f in check_reference(root, files).items():
         if is_stub(body(open(os.path.join(root, f), encoding="utf-8").read(), part)):
             raise ValueError(f"{f}: part {part} has no solution here; make a handout from the reference")
-    files = [f for f in files if handed_out(root, f, dest)]
     hashes = {}
     for f in files:
         src, dst = os.path.join(root, f), os.path.join(dest, f)
