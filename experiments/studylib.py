@@ -1,0 +1,122 @@
+"""What the three study scripts share (overoptimization.py, habits.py, frontier.py): running a
+script of this repository as its own process, re-running a finished stage with some settings
+changed, and sampling a policy several times per prompt with every sample scored three ways
+(gold, reward model, KL to SFT). The studies read a finished `bash run.sh OUT` and write under
+OUT/studies/; they never change the run itself."""
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+import torch  # noqa: E402
+
+from nanoinstruct import common, rlhf  # noqa: E402
+from nanoinstruct.model import generate, last_token_scores, response_logits  # noqa: E402
+from nanoinstruct.tokenizer import decode_response, encode_prompt  # noqa: E402
+
+
+def arg(key, value):
+    """--key=value as common.get_config parses it back (strings raw, everything else as a literal)."""
+    return f"--{key}={value}" if isinstance(value, str) else f"--{key}={value!r}"
+
+
+def rerun_args(run_dir, **overrides):
+    """The arguments that re-run the stage that wrote run_dir, from its config.json (the resolved
+    config), with `overrides` (keys it must have). With the same seed and a constant learning
+    rate (PPO), a run of fewer iterations is the first part of the longer one."""
+    cfg = json.load(open(os.path.join(run_dir, "config.json")))
+    unknown = sorted(set(overrides) - set(cfg))
+    if unknown:
+        raise KeyError(f"{run_dir}/config.json has no {unknown}")
+    return [arg(k, v) for k, v in {**cfg, **overrides}.items()]
+
+
+def run(script, args, log_path, env=None):
+    """python SCRIPT ARGS from the repository root (a .sh script: bash), its output into
+    log_path -> wall seconds. A failure stops the study with the end of that log."""
+    os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
+    cmd = ["bash" if script.endswith(".sh") else sys.executable, script, *args]
+    shown = [f"{k}={v}" for k, v in (env or {}).items()] + ["bash" if cmd[0] == "bash" else "python", *cmd[1:]]
+    print(f"$ {' '.join(shown)}\n  (log: {log_path})", flush=True)
+    t0 = time.time()
+    with open(log_path, "w") as f:
+        r = subprocess.run(cmd, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    if r.returncode:
+        sys.exit(f"{script} failed (exit {r.returncode}); the end of {log_path}:\n{open(log_path).read()[-3000:]}")
+    return time.time() - t0
+
+
+def done(run_dir, **settings):
+    """Whether run_dir holds a finished run with these settings (so a study that stopped can go
+    on where it stopped): its summary.json exists and its config.json has these values."""
+    if not os.path.exists(os.path.join(run_dir, "summary.json")):
+        return False
+    cfg = json.load(open(os.path.join(run_dir, "config.json")))
+    return all(cfg.get(k) == v for k, v in settings.items())
+
+
+def load(path, device, **overrides):
+    model, ckpt = common.load_model(path, device, verbose=False, **overrides)
+    return model.eval(), ckpt
+
+
+def score_unended(scores, ended, ppo_cfg):
+    """The RM score of each response as PPO counts it (train_ppo.py, step 2), so that best-of-n
+    picks and the RL curves are on one scale: a response that never emitted end-of-text is
+    penalised by the rule and amount the PPO run used."""
+    if "no_eot_score" in ppo_cfg:
+        return rlhf.penalize_unended(scores, ended, ppo_cfg["no_eot_score"])
+    return scores - ppo_cfg.get("no_eot_penalty", 0.0) * (~ended).float()
+
+
+@torch.no_grad()
+def sample_scored(policy, sft, reward_model, enc, prompts, n, temperature, seed, gold_score, ppo_cfg,
+                  max_new_tokens=48, batch_size=128, ctx=contextlib.nullcontext()):
+    """n samples of every prompt from `policy` at `temperature` -> {"gold", "rm", "kl"}, each a
+    list with one list of n floats per prompt:
+      gold  the world's gold score (a response that never ends judged so)
+      rm    the reward model's score at the response's last token, unended ones as PPO scores them
+      kl    log pi(y|x) - log pi_SFT(y|x) summed over the response tokens, pi at `temperature` and
+            pi_SFT at 1: a one-sample estimate of KL(pi || pi_SFT), the KL that evaluate.py reports
+    Sampling is sample-major (all prompts' first samples, then the second ones, ...), seeded."""
+    gen = torch.Generator(policy.lm_head.weight.device).manual_seed(seed)
+    jobs = list(range(len(prompts))) * n
+    block, eot = policy.config.block_size, enc.eot_token
+    out = {k: [[] for _ in prompts] for k in ("gold", "rm", "kl")}
+    for i in range(0, len(jobs), batch_size):
+        chunk = jobs[i:i + batch_size]
+        ids = [encode_prompt(enc, prompts[j])[-(block - max_new_tokens):] for j in chunk]
+        with ctx:
+            tokens, pmask, logprobs, mask = generate(policy, ids, max_new_tokens, eot, temperature, generator=gen)
+            Tp = pmask.size(1)
+            full = torch.cat([pmask, mask], 1)                        # (B, Tp + Tn)
+            sft_logits = response_logits(sft, tokens, full, Tp)       # (B, Tn, V), temperature 1
+            rm = last_token_scores(reward_model, tokens, Tp + mask.sum(1) - 1, full)   # (B,)
+        ended = (tokens[:, Tp:] == eot).any(1)                        # (B,)
+        rm = score_unended(rm.float(), ended, ppo_cfg)
+        kl = torch.where(mask, logprobs - rlhf.logprobs_from_logits(sft_logits, tokens[:, Tp:]), 0.0).sum(1)
+        for j, t, r, k in zip(chunk, tokens[:, Tp:].tolist(), rm.tolist(), kl.tolist()):
+            text, e = decode_response(enc, t)
+            out["gold"][j].append(gold_score(prompts[j], text, ended=e))
+            out["rm"][j].append(r)
+            out["kl"][j].append(k)
+    return out
+
+
+def mean(xs):
+    xs = list(xs)
+    return sum(xs) / max(len(xs), 1)
+
+
+def per_prompt_means(lists):
+    return [mean(x) for x in lists]
+
+
+def save_json(obj, path):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=1)
