@@ -286,3 +286,90 @@ def test_drop_unended_keeps_the_ranking_of_the_rest(tmp_path):
     data.write_jsonl(str(tmp_path / "bad.jsonl"), [{**c, "ended": [1, 0, 1, 1]}])
     with pytest.raises(SystemExit, match="bad.jsonl:1: .*ended"):
         data.read_jsonl(str(tmp_path / "bad.jsonl"), "comparisons")
+
+
+# ----------------------------------------------------------------------------- the studies (experiments/)
+# Each on its micro preset, on this module's micro pipeline; they write under OUT/studies/.
+
+def test_overoptimization_study_micro(micro, tmp_path):
+    out, _ = micro
+    fig = tmp_path / "overopt.png"
+    stdout = run("experiments/overoptimization.py", f"--out={out}", "--config=configs/micro/overoptimization.py",
+                 f"--figure={fig}", f"--study_dir={tmp_path / 'study'}")
+    res = json.load(open(tmp_path / "study" / "results.json"))
+    bon = res["best_of_n"]
+    assert [p["n"] for p in bon] == [1, 2, 4]
+    assert all(p["d"] == pytest.approx(math.sqrt(math.log(p["n"]) - (p["n"] - 1) / p["n"])) for p in bon)
+    assert bon[0]["gold"] == pytest.approx(0.0, abs=1e-12) and bon[0]["rm"] == pytest.approx(0.0, abs=1e-12)
+    assert all(a["rm"] <= b["rm"] + 1e-9 for a, b in zip(bon, bon[1:]))     # E[max of n RM scores] grows with n
+    # the two PPO runs: OUT/ppo's settings, 3 iterations, beta 0 and OUT/ppo's beta; one point per iteration
+    beta = json.load(open(out / "ppo" / "config.json"))["kl_coef"]
+    assert set(res["rl"]) == {"kl_coef=0", f"kl_coef={beta:g}"}
+    for b in (0.0, beta):
+        ran = json.load(open(tmp_path / "study" / f"ppo_kl{b:g}" / "config.json"))
+        assert ran["kl_coef"] == b and ran["iterations"] == 3 and ran["ptx_coef"] == 0
+    rows = [json.loads(line) for line in open(tmp_path / "study" / "ppo_kl0" / "metrics.jsonl")]
+    pts = res["rl"]["kl_coef=0"]
+    assert len(pts) == 3 and pts[1]["gold"] == pytest.approx(rows[1]["gold"] - res["sft_gold"])
+    assert pts[2]["d"] == pytest.approx(math.sqrt(max(rows[2]["kl"], 0.0)))
+    assert {"best_of_n", "kl_coef=0"} <= set(res["fits"]) and all(finite(f["a"]) and finite(f["b"]) for f in res["fits"].values())
+    assert "fit best_of_n: R(d) = d (a - b d)" in stdout
+    assert fig.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_frontier_study_micro(micro, tmp_path):
+    """PPO-ptx stopped at 1 iteration, DPO at one beta, SFT colder, best-of-2 and -4: one point
+    each. The shorter PPO-ptx run repeats the first iteration of OUT's own exactly, and DPO's
+    checkpoint is a policy that evaluate.py's loader takes."""
+    out, _ = micro
+    study = tmp_path / "study"
+    run("experiments/frontier.py", f"--out={out}", "--config=configs/micro/frontier.py", f"--figure={tmp_path / 'f.png'}",
+        f"--study_dir={study}")
+    res = json.load(open(study / "results.json"))
+    labels = [p["label"] for p in res["points"]]
+    assert labels == ["sft T=1", "best-of-2", "best-of-4", "sft T=0.7", "ppo_ptx it1", "ppo_ptx it2", "dpo beta=0.1"]
+    for p in res["points"]:
+        assert finite(p["gold"]) and finite(p["kl"]) and finite(p["rm"])
+        lo, hi = p["gold_vs_sft_ci95"]
+        assert lo <= p["gold_vs_sft"] <= hi
+    pts = {p["label"]: p for p in res["points"]}
+    assert pts["sft T=1"]["gold_vs_sft"] == 0 and pts["best-of-4"]["kl"] == pytest.approx(math.log(4) - 0.75)
+    assert pts["ppo_ptx it2"]["run"] == str(out / "ppo_ptx")                   # OUT's own run is the last point
+    skip = {"elapsed_s", "tok_per_s"}
+    first = lambda d: {k: v for k, v in json.loads(open(d / "metrics.jsonl").readline()).items() if k not in skip}  # noqa: E731
+    assert first(study / "ppo_ptx_it1") == first(out / "ppo_ptx")
+    # DPO: from SFT, its first step at loss log 2 (the policy is its own reference), then trained
+    model, ckpt = common.load_model(str(study / "dpo_b0.1"), verbose=False)
+    sft, _ = common.load_model(str(out / "sft"), verbose=False)
+    assert ckpt["config"]["beta"] == 0.1 and ckpt["config"]["tokenizer"] and ckpt["config"]["init_from"] == str(out / "sft")
+    assert any(not torch.equal(v, sft.state_dict()[k]) for k, v in model.state_dict().items())
+    rows = [json.loads(line) for line in open(study / "dpo_b0.1" / "metrics.jsonl")]
+    assert rows[0]["loss"] == pytest.approx(math.log(2), abs=1e-5) and rows[0]["reward_margin"] == pytest.approx(0, abs=1e-6)
+    assert {"loss", "accuracy", "reward_chosen", "reward_rejected", "reward_margin", "val_loss", "val_accuracy"} <= set(rows[-1])
+    assert (tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_habit_sweep_micro(micro, tmp_path):
+    """The sweep on this module's finished pipeline (the world's default strength): PPO-ptx's
+    margin over each reference row equals the difference of their gaps to SFT in the report (the
+    same prompts, the same baseline). Another strength is only dry-run: a whole pipeline each."""
+    out, _ = micro
+    report = json.load(open(out / "eval" / "report.json"))
+    refs = "sft_best_T,sft_best_of_4" if "sft_best_T" in report["references"] else "sft_T0.7,sft_best_of_2"
+    runs = tmp_path / "runs"
+    run("experiments/habits.py", "--config=configs/micro/habits.py", "--strengths=default", f"--reuse=default:{out}",
+        f"--references={refs}", f"--runs_dir={runs}", f"--figure={tmp_path / 'h.png'}")
+    res = json.load(open(runs / "results.json"))
+    entry = res["strengths"]["default"]
+    for r in refs.split(","):
+        want = report["policies"]["ppo_ptx"]["gold_vs_sft"] - report["references"][r]["gold_vs_sft"]
+        m = entry["margins"][r]
+        assert m["mean"] == pytest.approx(want, abs=1e-9) and m["ci95"][0] <= m["mean"] <= m["ci95"][1]
+    assert (tmp_path / "h.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    stdout = run("experiments/habits.py", "--config=configs/micro/habits.py", "--strengths=0", f"--runs_dir={runs}",
+                 "--dry_run=True")
+    preset = runs / "presets" / "h0"
+    assert f"PRESET={preset}" in stdout and f"bash run.sh {runs / 'h0'}" in stdout
+    assert sorted(os.listdir(preset)) == sorted(f for f in os.listdir(os.path.join(ROOT, "configs", "micro")) if f.endswith(".py"))
+    assert (preset / "world.py").read_text().rstrip().endswith("habit_strength = 0.0   # experiments/habits.py")
+    assert not (runs / "h0").exists()
