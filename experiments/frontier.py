@@ -47,7 +47,7 @@ defaults = dict(
     ppo_iterations="15,30,90",  # each also stopped here (OUT's own iterations are a point anyway)
     dpo_betas="0.03,0.1,0.3",
     dpo_args="",              # more settings for every DPO run, e.g. "--epochs=2 --lr=1e-5"
-    temperatures="0.5,0.7,0.85",
+    temperatures="0.3,0.5,0.7,0.85",   # SFT sampled colder (T = 1 is the pool itself)
     best_of="2,4,8,16",       # the pool holds max(best_of) SFT samples per prompt
     samples_per_prompt=4,     # of every policy and temperature
     prompts_file="",          # "" = OUT/world/prompts_eval.jsonl (held out)

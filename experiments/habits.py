@@ -148,6 +148,7 @@ for k, (label, ms) in enumerate(series):
     ax.errorbar([x + off for x in xs], [m["mean"] for m in ms], yerr=err, fmt="o-", capsize=3, label=label)
 ax.axhline(0, color="gray", lw=0.8)
 ax.set_xticks(xs, [tag(s) for s in strengths])
+ax.set_xlim(-0.5, len(xs) - 0.5)
 ax.set_xlabel("demonstrators' habit strength (data/world/prepare.py --habit_strength)")
 ax.set_ylabel("gold margin (95% interval over prompts)")
 ax.set_title("When feedback pays: RLHF's margin over the baselines with no RL")
