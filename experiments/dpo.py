@@ -31,7 +31,6 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))   # the repo root
 from nanoinstruct import common, rlhf  # noqa: E402
 from nanoinstruct.data import encode_example, read_jsonl, sft_batch  # noqa: E402
-from nanoinstruct.tokenizer import get_encoding  # noqa: E402
 
 # ----------------------------------------------------------------------------- config
 defaults = dict(
@@ -58,9 +57,9 @@ rng = random.Random(cfg["seed"])
 policy, sft_ckpt = common.load_model(cfg["init_from"], device, dropout=0.0)
 ref_policy, _ = common.load_model(cfg["init_from"], device, dropout=0.0, verbose=False)
 ref_policy.requires_grad_(False).eval()
-cfg["tokenizer"] = cfg["tokenizer"] or (sft_ckpt["config"]["tokenizer"] if sft_ckpt else "gpt2")
-print(cfg)
-enc = get_encoding(cfg["tokenizer"])
+enc, tok_spec = common.load_tokenizer(cfg["tokenizer"], sft_ckpt)
+cfg["tokenizer"] = cfg["tokenizer"] or tok_spec["name"]
+common.print_config(cfg)
 block = cfg["block_size"] or policy.config.block_size
 
 # ----------------------------------------------------------------------------- data
@@ -160,6 +159,6 @@ for epoch in range(cfg["epochs"]):
 # ----------------------------------------------------------------------------- save
 summary = {**evaluate(val), "beta": cfg["beta"], "steps": max_steps, "wall_time_s": time.time() - t0}
 print("final:", json.dumps(summary))
-common.save_run(cfg["out_dir"], cfg, policy, max_steps - 1, optimizer, summary=summary)
+common.save_run(cfg["out_dir"], cfg, policy, max_steps - 1, optimizer, summary=summary, tokenizer=tok_spec)
 json.dump(summary, open(os.path.join(cfg["out_dir"], "summary.json"), "w"), indent=2)
 print(f"done in {time.time() - t0:.1f}s; policy in {os.path.join(cfg['out_dir'], 'ckpt.pt')}")

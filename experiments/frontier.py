@@ -36,7 +36,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from nanoinstruct import common, rlhf  # noqa: E402
 from nanoinstruct.data import read_jsonl  # noqa: E402
-from nanoinstruct.tokenizer import get_encoding  # noqa: E402
 
 # ----------------------------------------------------------------------------- config
 defaults = dict(
@@ -94,7 +93,7 @@ prompts = [r["prompt"] for r in read_jsonl(cfg["prompts_file"] or os.path.join(w
 prompts = prompts[:cfg["max_prompts"]] if cfg["max_prompts"] else prompts
 sft, sft_ckpt = studylib.load(os.path.join(out, "sft"), device)
 reward_model, _ = studylib.load(os.path.join(out, "rm"), device, scalar_head=True)
-enc = get_encoding(sft_ckpt["config"]["tokenizer"])
+enc, _ = common.load_tokenizer("", sft_ckpt)   # the one the checkpoint carries
 
 
 def sample(model, n, temperature, seed):

@@ -36,7 +36,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from nanoinstruct import common, rlhf  # noqa: E402
 from nanoinstruct.data import read_jsonl  # noqa: E402
-from nanoinstruct.tokenizer import get_encoding  # noqa: E402
 
 # ----------------------------------------------------------------------------- config
 defaults = dict(
@@ -75,7 +74,7 @@ gold_score = getattr(importlib.import_module(world_module), gold_name)
 prompts = [r["prompt"] for r in read_jsonl(ppo_cfg["prompts_file"], "prompts")][:cfg["n_prompts"]]
 sft, sft_ckpt = studylib.load(ppo_cfg["init_from"], device)
 reward_model, _ = studylib.load(ppo_cfg["reward_model"], device, scalar_head=True)
-enc = get_encoding(sft_ckpt["config"]["tokenizer"])
+enc, _ = common.load_tokenizer("", sft_ckpt)   # the one the checkpoint carries
 t0 = time.time()
 pool = studylib.sample_scored(sft, sft, reward_model, enc, prompts, cfg["n_max"], ppo_cfg["temperature"], cfg["seed"],
                               gold_score, ppo_cfg, ppo_cfg["max_new_tokens"], cfg["batch_size"], ctx)

@@ -21,7 +21,9 @@ torch.set_num_threads(2)
 # configs/micro/<file> -> the script it sizes down (test_configs.py checks every preset's keys)
 MICRO_PRESETS = {"world.py": "data/world/prepare.py", "pretrain.py": "pretrain.py", "sft.py": "train_sft.py",
                  "collect.py": "data/world/collect_comparisons.py", "rm.py": "train_rm.py",
-                 "ppo.py": "train_ppo.py", "evaluate.py": "evaluate.py", "bench.py": "bench.py"}
+                 "ppo.py": "train_ppo.py", "evaluate.py": "evaluate.py", "bench.py": "bench.py",
+                 "overoptimization.py": "experiments/overoptimization.py", "habits.py": "experiments/habits.py",
+                 "frontier.py": "experiments/frontier.py"}   # the studies' micro settings
 PRESET_OF = {script: f"configs/micro/{name}" for name, script in MICRO_PRESETS.items()}
 
 
