@@ -289,12 +289,19 @@ def test_drop_unended_keeps_the_ranking_of_the_rest(tmp_path):
 
 
 # ----------------------------------------------------------------------------- the studies (experiments/)
-# Each on its micro preset, on this module's micro pipeline; they write under OUT/studies/.
+# Each on its micro preset, on the session's micro pipeline. A study runs from the root of the
+# repository that made OUT (the README run's fresh copy), where OUT's configs' paths point.
+
+def run_study(out, *args):
+    r = subprocess.run([sys.executable, *args], cwd=out.parent, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise AssertionError(f"{args} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+    return r.stdout
 
 def test_overoptimization_study_micro(micro, tmp_path):
     out, _ = micro
     fig = tmp_path / "overopt.png"
-    stdout = run("experiments/overoptimization.py", f"--out={out}", "--config=configs/micro/overoptimization.py",
+    stdout = run_study(out, "experiments/overoptimization.py", f"--out={out}", "--config=configs/micro/overoptimization.py",
                  f"--figure={fig}", f"--study_dir={tmp_path / 'study'}")
     res = json.load(open(tmp_path / "study" / "results.json"))
     bon = res["best_of_n"]
@@ -323,7 +330,7 @@ def test_frontier_study_micro(micro, tmp_path):
     checkpoint is a policy that evaluate.py's loader takes."""
     out, _ = micro
     study = tmp_path / "study"
-    run("experiments/frontier.py", f"--out={out}", "--config=configs/micro/frontier.py", f"--figure={tmp_path / 'f.png'}",
+    run_study(out, "experiments/frontier.py", f"--out={out}", "--config=configs/micro/frontier.py", f"--figure={tmp_path / 'f.png'}",
         f"--study_dir={study}")
     res = json.load(open(study / "results.json"))
     labels = [p["label"] for p in res["points"]]
@@ -350,14 +357,14 @@ def test_frontier_study_micro(micro, tmp_path):
 
 
 def test_habit_sweep_micro(micro, tmp_path):
-    """The sweep on this module's finished pipeline (the world's default strength): PPO-ptx's
+    """The sweep on the session's finished micro pipeline (the world's default strength): PPO-ptx's
     margin over each reference row equals the difference of their gaps to SFT in the report (the
     same prompts, the same baseline). Another strength is only dry-run: a whole pipeline each."""
     out, _ = micro
     report = json.load(open(out / "eval" / "report.json"))
     refs = "sft_best_T,sft_best_of_4" if "sft_best_T" in report["references"] else "sft_T0.7,sft_best_of_2"
     runs = tmp_path / "runs"
-    run("experiments/habits.py", "--config=configs/micro/habits.py", "--strengths=default", f"--reuse=default:{out}",
+    run_study(out, "experiments/habits.py", "--config=configs/micro/habits.py", "--strengths=default", f"--reuse=default:{out}",
         f"--references={refs}", f"--runs_dir={runs}", f"--figure={tmp_path / 'h.png'}")
     res = json.load(open(runs / "results.json"))
     entry = res["strengths"]["default"]
@@ -366,7 +373,7 @@ def test_habit_sweep_micro(micro, tmp_path):
         m = entry["margins"][r]
         assert m["mean"] == pytest.approx(want, abs=1e-9) and m["ci95"][0] <= m["mean"] <= m["ci95"][1]
     assert (tmp_path / "h.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    stdout = run("experiments/habits.py", "--config=configs/micro/habits.py", "--strengths=0", f"--runs_dir={runs}",
+    stdout = run_study(out, "experiments/habits.py", "--config=configs/micro/habits.py", "--strengths=0", f"--runs_dir={runs}",
                  "--dry_run=True")
     preset = runs / "presets" / "h0"
     assert f"PRESET={preset}" in stdout and f"bash run.sh {runs / 'h0'}" in stdout
