@@ -9,6 +9,7 @@ Deviations: none in substance; a tiny model, a tiny corpus, minutes instead of m
   CPU (default world, ~3 min):  python data/world/prepare.py && python pretrain.py
   GPU:                          python pretrain.py --device=cuda --compile=True --batch_size=64
   resume a stopped run:         python pretrain.py --init_from=resume
+  N GPUs (or CPU processes):    torchrun --nproc_per_node=N pretrain.py --grad_accum=N   # same global batch
 """
 import os
 import time
@@ -49,19 +50,28 @@ defaults = dict(
     stop_step=-1,             # stop (with a checkpoint) after this step, as if preempted; -1: never
 )
 cfg = common.get_config(defaults)
-common.print_config(cfg)
+resume = cfg["init_from"] == "resume"
+if resume:   # the saved run's settings, with what the command line changes on top
+    ckpt, cfg = common.resume_config(cfg, defaults)
+common.check_settings(cfg, positive=("batch_size", "grad_accum", "max_steps", "lr", "eval_interval", "eval_iters",
+                                     "log_interval", "ckpt_interval", "n_layer", "n_head", "n_embd", "block_size"),
+                      non_negative=("warmup_steps", "weight_decay", "grad_clip", "min_lr_frac"), fractions=("dropout",))
+if cfg["n_embd"] % cfg["n_head"]:
+    common.die(f"--n_embd={cfg['n_embd']} must be a multiple of --n_head={cfg['n_head']}")
 
 # ----------------------------------------------------------------------------- setup
 device, ctx, dtype = common.setup(cfg)
+rank, world = common.init_distributed(device)   # (0, 1) without torchrun
+if cfg["grad_accum"] % world:
+    common.die(f"--grad_accum={cfg['grad_accum']}: must be a multiple of the {world} processes "
+               f"(each takes every {world}th micro-step of the global batch)")
+common.print_config(cfg)   # (after init_distributed: ranks other than 0 print nothing)
 data_gen = torch.Generator().manual_seed(cfg["seed"])   # the order of training windows
-train_data, val_data = open_tokens(cfg["train_bin"]), open_tokens(cfg["val_bin"])
-print(f"train tokens {len(train_data):,} | val tokens {len(val_data):,}")
 
 # ----------------------------------------------------------------------------- model
 enc, tok_spec = common.load_tokenizer(cfg["tokenizer"], None)   # its ranks go into the checkpoint
-resume = cfg["init_from"] == "resume"
 if resume:
-    model, ckpt = common.load_model(cfg["out_dir"], device)
+    model, ckpt = common.load_model(cfg["out_dir"], device, partial_ok=True)
 elif cfg["init_from"] == "scratch":
     arch = {k: cfg[k] for k in ("n_layer", "n_head", "n_embd", "block_size", "dropout")}
     model, _ = common.load_model("scratch", device, vocab_size=enc.n_vocab, **arch)
@@ -71,10 +81,11 @@ optimizer = common.make_optimizer(model, cfg["lr"], cfg["weight_decay"], (0.9, c
 start = 0
 if resume:   # continue exactly: weights, optimizer moments, step, dropout RNG and data order
     optimizer.load_state_dict(ckpt["optimizer"])
-    torch.set_rng_state(ckpt["rng"]["torch"])
-    data_gen.set_state(ckpt["rng"]["data"])
+    common.restore_rng(ckpt["rng"], data=data_gen)
     start = ckpt["step"] + 1
 block = model.config.block_size
+train_data, val_data = (open_tokens(cfg[k], block, model.config.vocab_size) for k in ("train_bin", "val_bin"))
+print(f"train tokens {len(train_data):,} | val tokens {len(val_data):,}")
 train_model = common.maybe_compile(model, cfg)
 
 
@@ -97,12 +108,13 @@ def evaluate():
 
 
 def save(step):
-    common.save_run(cfg["out_dir"], cfg, model, step, optimizer, tokenizer=tok_spec,
-                    rng={"torch": torch.get_rng_state(), "data": data_gen.get_state()})
+    common.save_run(cfg["out_dir"], cfg, model, step, optimizer, tokenizer=tok_spec, finished=step == cfg["max_steps"] - 1,
+                    rng=common.rng_state(data=data_gen))
 
 
 # ----------------------------------------------------------------------------- loop
-log = common.MetricsLog(cfg["out_dir"], cfg["max_steps"], append=resume)
+common.lock_out_dir(cfg["out_dir"])
+log = common.MetricsLog(cfg["out_dir"], cfg["max_steps"], resume_step=start - 1 if resume else None)
 tokens_per_step, tokens_since_log = cfg["batch_size"] * cfg["grad_accum"] * block, 0
 t0 = time.time()
 model.train()
@@ -110,24 +122,30 @@ for step in range(start, cfg["max_steps"]):
     lr = common.cosine_lr(step, cfg["max_steps"], cfg["lr"], cfg["warmup_steps"], cfg["min_lr_frac"])
     common.set_lr(optimizer, lr)
     loss_sum = 0.0
-    for _ in range(cfg["grad_accum"]):   # gradient accumulation: the same update as one big batch
+    for micro in range(cfg["grad_accum"]):   # gradient accumulation: the same update as one big batch
         x, y = lm_batch(train_data, cfg["batch_size"], block, data_gen, device)
+        if micro % world != rank:   # torchrun: every process draws all windows (one data order), runs its share
+            continue
         with ctx:
             loss = ptx_loss(train_model.lm_logits(train_model(x)), y) / cfg["grad_accum"]
         loss.backward()
         loss_sum += loss.item()
+    common.sum_grads(model)   # torchrun: the gradient of the whole global batch on every process
+    loss_sum = common.all_sum(loss_sum, device=device)
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
+    common.check_finite(step, loss=loss_sum, grad_norm=grad_norm)   # the divergence guard
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
 
     tokens_since_log += tokens_per_step
 
-    last = step == cfg["max_steps"] - 1 or step == cfg["stop_step"]
+    last = step == cfg["max_steps"] - 1   # (a stop_step logs as if nothing happened: resume equals no stop)
     metrics = evaluate() if step % cfg["eval_interval"] == 0 or last else {}
+    common.check_finite(step, **metrics)
     if step % cfg["log_interval"] == 0 or metrics:
         log.log(step, tokens=tokens_since_log, loss=loss_sum, lr=lr, grad_norm=grad_norm.item(), **metrics)
         tokens_since_log = 0
-    if (step + 1) % cfg["ckpt_interval"] == 0 or last:
+    if (step + 1) % cfg["ckpt_interval"] == 0 or last or step == cfg["stop_step"]:
         save(step)
     if step == cfg["stop_step"]:
         print(f"stopped after step {step} (stop_step); resume with --init_from=resume")

@@ -29,9 +29,9 @@ logits for old, new and reference log-probs.
   CPU (default world, ~4 min):   python train_ppo.py                # PPO-ptx
                                  python train_ppo.py --ptx_coef=0 --out_dir=out/ppo   # plain PPO
   GPT-2 on HH-RLHF (GPU):        python train_ppo.py --config=configs/gpt2_hh_ppo.py
+  N GPUs (or CPU processes):     torchrun --nproc_per_node=N train_ppo.py   # rollouts split, batches global
 """
 import importlib
-import json
 import os
 import random
 import time
@@ -46,7 +46,7 @@ from nanoinstruct.tokenizer import decode_response, encode_prompt
 # ----------------------------------------------------------------------------- config
 defaults = dict(
     out_dir="out/ppo_ptx",
-    init_from="out/sft",      # the policy and the frozen reference (pi_SFT)
+    init_from="out/sft",      # the policy and the frozen reference (pi_SFT); or resume (out_dir's run)
     reward_model="out/rm",    # frozen r_theta; the value model starts from it (paper)
     tokenizer="",             # "" = the one the SFT checkpoint carries; else gpt2 or a .tiktoken file
     prompts_file="data/world/prompts_ppo.jsonl",   # the RL prompts, {"prompt"} per line
@@ -71,18 +71,33 @@ defaults = dict(
     ptx_coef=0.2,             # gamma of eq. 2, the pretraining-loss weight (paper: 27.8); 0 = plain PPO
     ptx_batch_size=8, ptx_block_size=128,   # the pretraining batch of each step: windows x tokens
     log_samples=2,            # rollouts shown per iteration
-    ckpt_interval=0,          # also checkpoint the policy every this many iterations (0: at the end only)
+    ckpt_interval=10,         # a checkpoint every N iterations, for --init_from=resume (0: at the end only)
+    stop_step=-1,             # stop (with a checkpoint) after this iteration, as if preempted; -1: never
 )
 cfg = common.get_config(defaults)
+resume = cfg["init_from"] == "resume"
+if resume:   # the saved run's settings (its SFT and RM included), with the command line's changes on top
+    resume_ckpt, cfg = common.resume_config(cfg, defaults)
+common.check_settings(cfg, positive=("iterations", "rollout_batch", "minibatch_size", "ppo_epochs", "lr", "value_lr",
+                                     "max_new_tokens", "ptx_batch_size", "ptx_block_size", "kl_horizon"),
+                      non_negative=("weight_decay", "grad_clip", "temperature", "kl_coef", "ptx_coef", "clip_eps",
+                                    "value_clip_eps", "log_samples", "ckpt_interval", "no_eot_penalty"))
+if cfg["minibatch_size"] > cfg["rollout_batch"]:
+    common.die(f"--minibatch_size={cfg['minibatch_size']}: more than --rollout_batch={cfg['rollout_batch']}")
 
 # ----------------------------------------------------------------------------- setup
 device, ctx, dtype = common.setup(cfg)
+rank, world = common.init_distributed(device)   # (0, 1) without torchrun
+for k in ("rollout_batch", "minibatch_size", "ptx_batch_size"):
+    if cfg[k] % world:
+        common.die(f"--{k}={cfg[k]}: must be a multiple of the {world} processes (each takes its share)")
 rng = random.Random(cfg["seed"])
-sample_gen = torch.Generator(device).manual_seed(cfg["seed"])
+sample_gen = torch.Generator(device).manual_seed(cfg["seed"] + rank)   # torchrun: each process its own samples
 ptx_gen = torch.Generator().manual_seed(cfg["seed"] + 1)
 
 # ----------------------------------------------------------------------------- models
-policy, sft_ckpt = common.load_model(cfg["init_from"], device, dropout=0.0)
+policy, sft_ckpt = common.load_model(cfg["out_dir"] if resume else cfg["init_from"], device,
+                                     partial_ok=resume, dropout=0.0)
 ref_policy, _ = common.load_model(cfg["init_from"], device, dropout=0.0, verbose=False)
 reward_model, rm_ckpt = common.load_model(cfg["reward_model"], device, dropout=0.0, scalar_head=True, verbose=False)
 common.expect_reward_model(cfg["reward_model"], rm_ckpt)
@@ -94,23 +109,54 @@ enc, tok_spec = common.load_tokenizer(cfg["tokenizer"], sft_ckpt)
 cfg["tokenizer"] = cfg["tokenizer"] or tok_spec["name"]
 common.print_config(cfg)
 block = policy.config.block_size
-gold_score = getattr(importlib.import_module(cfg["gold_fn"].split(":")[0]), cfg["gold_fn"].split(":")[1]) \
-    if cfg["gold_fn"] else None
+try:
+    gold_score = getattr(importlib.import_module(cfg["gold_fn"].split(":")[0]), cfg["gold_fn"].split(":")[1]) \
+        if cfg["gold_fn"] else None
+except (ImportError, AttributeError, IndexError) as e:
+    common.die(f"--gold_fn={cfg['gold_fn']}: expected module:function ({type(e).__name__}: {e})")
 
 # ----------------------------------------------------------------------------- data
 prompts = [r["prompt"] for r in read_jsonl(cfg["prompts_file"], "prompts")]
-ptx_tokens = open_tokens(cfg["ptx_bin"]) if cfg["ptx_coef"] > 0 else None
+if not prompts:
+    common.die(f"{cfg['prompts_file']}: no prompts in the file")
+if cfg["max_new_tokens"] >= block:
+    common.die(f"--max_new_tokens={cfg['max_new_tokens']}: leaves no room for the prompt in the context of {block}")
+ptx_tokens = open_tokens(cfg["ptx_bin"], cfg["ptx_block_size"], policy.config.vocab_size) if cfg["ptx_coef"] > 0 else None
 print(f"{len(prompts)} prompts; {cfg['iterations']} iterations x {cfg['rollout_batch']} rollouts")
 
 optimizer = common.make_optimizer(policy, cfg["lr"], cfg["weight_decay"], (0.9, 0.95), device)
 value_optimizer = common.make_optimizer(value_model, cfg["value_lr"], cfg["weight_decay"], (0.9, 0.95), device)
+order, cursor, kl_coef, start = list(range(len(prompts))), len(prompts), cfg["kl_coef"], 0
+if resume:   # continue exactly: both models and optimisers, beta, the prompt order and cursor, every RNG
+    value_model.load_state_dict(resume_ckpt["value"]["model"])
+    optimizer.load_state_dict(resume_ckpt["optimizer"])
+    value_optimizer.load_state_dict(resume_ckpt["value"]["optimizer"])
+    common.restore_rng(resume_ckpt["rng"], shuffle=rng, sample=sample_gen, ptx=ptx_gen)
+    order, cursor, kl_coef, start = resume_ckpt["order"], resume_ckpt["cursor"], resume_ckpt["kl_coef"], resume_ckpt["step"] + 1
 train_policy, train_value = common.maybe_compile(policy, cfg), common.maybe_compile(value_model, cfg)
 
 
 def ptx_loss():
-    """The pretraining LM loss on a fresh batch of D_pretrain (eq. 2's gamma term, as a loss)."""
+    """The pretraining LM loss on a fresh batch of D_pretrain (eq. 2's gamma term, as a loss).
+    torchrun: every process draws the whole batch (one data order) and takes its share."""
     x, y = lm_batch(ptx_tokens, cfg["ptx_batch_size"], cfg["ptx_block_size"], ptx_gen, device)
+    if world > 1:
+        x, y = common.shard(x, rank, world), common.shard(y, rank, world)
     return rlhf.ptx_loss(train_policy.lm_logits(train_policy(x)), y)
+
+
+def global_mean_var(x, mask):
+    """torchrun: the masked mean and unbiased variance of x over the tokens of all processes (the
+    statistics rlhf.whiten and rlhf.explained_variance take over one process's batch)."""
+    n, total = common.all_sum(mask.sum(), torch.where(mask, x, 0.0).sum(), device=device)
+    mean = total / n
+    sq = common.all_sum(torch.where(mask, (x - mean) ** 2, 0.0).sum(), device=device)
+    return mean, sq / max(n - 1, 1)
+
+
+def global_mean(x, weight):
+    """torchrun: a per-process mean made the global one (weight: this process's share of the count)."""
+    return common.all_sum(float(x) * weight, device=device) if world > 1 else float(x)
 
 
 def response_values(model, tokens, mask, Tp):
@@ -119,15 +165,24 @@ def response_values(model, tokens, mask, Tp):
     return model.scores(h[:, Tp - 1:-1])
 
 
+def save(it, finished):
+    """Everything a resume needs in one atomic file: policy, value model, optimisers, beta, RNGs."""
+    value = {"model": value_model.state_dict(), "optimizer": value_optimizer.state_dict()}
+    common.save_run(cfg["out_dir"], cfg, policy, it, optimizer, tokenizer=tok_spec, finished=finished, kl_coef=kl_coef, value=value,
+                    order=order, cursor=cursor, rng=common.rng_state(shuffle=rng, sample=sample_gen, ptx=ptx_gen))
+
+
 # ----------------------------------------------------------------------------- loop
-log = common.MetricsLog(cfg["out_dir"], cfg["iterations"])
-order, cursor, kl_coef, t0 = list(range(len(prompts))), len(prompts), cfg["kl_coef"], time.time()
-for it in range(cfg["iterations"]):
+common.lock_out_dir(cfg["out_dir"])
+log = common.MetricsLog(cfg["out_dir"], cfg["iterations"], resume_step=start - 1 if resume else None)
+t0, it = time.time(), start - 1
+for it in range(start, cfg["iterations"]):
     # 1. rollout: sample responses from the current policy (KV cache, stop at end-of-text)
     if cursor + cfg["rollout_batch"] > len(order):
         rng.shuffle(order)
         cursor = 0
     batch_prompts = [prompts[i] for i in order[cursor:cursor + cfg["rollout_batch"]]]
+    batch_prompts = common.shard(batch_prompts, rank, world)       # torchrun: this process's share
     cursor += cfg["rollout_batch"]
     prompt_ids = [encode_prompt(enc, p)[-(block - cfg["max_new_tokens"]):] for p in batch_prompts]
     with ctx:
@@ -149,13 +204,17 @@ for it in range(cfg["iterations"]):
     # 4. advantages: per-token KL-penalised rewards, GAE over response tokens, whitening
     rewards, kl = rlhf.kl_penalized_rewards(logprobs, ref_logprobs, mask, scores, kl_coef)
     advantages, returns = rlhf.gae(rewards, values, mask, cfg["gamma"], cfg["lam"])
-    if cfg["whiten"]:
+    if cfg["whiten"] and world == 1:
         advantages = rlhf.whiten(advantages, mask)
+    elif cfg["whiten"]:   # whitened over the global batch, as one process would
+        adv_mean, adv_var = global_mean_var(advantages, mask)
+        advantages = torch.where(mask, (advantages - adv_mean) * (adv_var + 1e-8) ** -0.5, 0.0)
+    common.check_finite(it, rm_score=scores.mean(), kl=kl.sum(1).mean())   # the divergence guard
 
     # 5. PPO epochs over minibatches: clipped surrogate for the policy, clipped value loss
     stats = {k: [] for k in ("policy_loss", "value_loss", "clip_frac", "value_clip_frac", "approx_kl", "entropy", "ptx_loss")}
     B = tokens.size(0)
-    minibatches = [mb for _ in range(cfg["ppo_epochs"]) for mb in torch.randperm(B, device=device).split(cfg["minibatch_size"])]
+    minibatches = [mb for _ in range(cfg["ppo_epochs"]) for mb in torch.randperm(B, device=device).split(cfg["minibatch_size"] // world)]
     for mb in minibatches:
         b_tokens, b_mask, b_full = tokens[mb], mask[mb], full_mask[mb]
         with ctx:
@@ -164,44 +223,59 @@ for it in range(cfg["iterations"]):
             pg_loss, clip_frac, approx_kl = rlhf.policy_loss(new_logprobs, logprobs[mb], advantages[mb], b_mask, cfg["clip_eps"])
             # 6. ptx: + gamma * (LM loss on a pretraining batch), in the same step (eq. 2's second term)
             ptx = ptx_loss() if cfg["ptx_coef"] > 0 else torch.zeros((), device=device)
-        (pg_loss + cfg["ptx_coef"] * ptx).backward()
-        torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg["grad_clip"])
+        w = b_mask.sum().item() / common.all_sum(b_mask.sum(), device=device) if world > 1 else 1.0   # token share
+        if world > 1:   # each process's means weighted by its share, so that the summed gradients are the global ones
+            (w * pg_loss + cfg["ptx_coef"] * ptx / world).backward()
+        else:
+            (pg_loss + cfg["ptx_coef"] * ptx).backward()
+        common.sum_grads(policy)
+        grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg["grad_clip"])
+        common.check_finite(it, policy_loss=pg_loss, ptx_loss=ptx, grad_norm=grad_norm)   # the divergence guard
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
         with ctx:
             new_values = response_values(train_value, b_tokens, b_full, Tp)
         v_loss, v_clip = rlhf.value_loss(new_values, values[mb], returns[mb], b_mask, cfg["value_clip_eps"])
-        v_loss.backward()
-        torch.nn.utils.clip_grad_norm_(value_model.parameters(), cfg["grad_clip"])
+        (w * v_loss if world > 1 else v_loss).backward()
+        common.sum_grads(value_model)
+        value_grad_norm = torch.nn.utils.clip_grad_norm_(value_model.parameters(), cfg["grad_clip"])
+        common.check_finite(it, value_loss=v_loss, value_grad_norm=value_grad_norm)
         value_optimizer.step()
         value_optimizer.zero_grad(set_to_none=True)
         entropy = rlhf.masked_mean(rlhf.entropy_from_logits(logits.detach()), b_mask)
         for k, v in (("policy_loss", pg_loss), ("value_loss", v_loss), ("clip_frac", clip_frac), ("ptx_loss", ptx),
                      ("value_clip_frac", v_clip), ("approx_kl", approx_kl), ("entropy", entropy)):
-            stats[k].append(v.item())
+            stats[k].append(global_mean(v.item(), 1 / world if k == "ptx_loss" else w))
 
     # 7. log and checkpoint
-    seq_kl = kl.sum(1).mean().item()                              # KL(pi || pi_SFT) per response, nats
+    seq_kl = global_mean(kl.sum(1).mean().item(), 1 / world)       # KL(pi || pi_SFT) per response, nats
     if cfg["adaptive_kl"]:
-        kl_coef = rlhf.adaptive_kl_coef(kl_coef, seq_kl, cfg["target_kl"], cfg["kl_horizon"], B)
+        kl_coef = rlhf.adaptive_kl_coef(kl_coef, seq_kl, cfg["target_kl"], cfg["kl_horizon"], cfg["rollout_batch"])
     texts = [decode_response(enc, t) for t in tokens[:, Tp:].tolist()]
-    metrics = {"rm_score": scores.mean().item(), "kl": seq_kl, "kl_coef": kl_coef,
+    metrics = {"rm_score": global_mean(scores.mean().item(), 1 / world), "kl": seq_kl, "kl_coef": kl_coef,
                **{k: sum(v) / len(v) for k, v in stats.items() if v},
-               "explained_var": rlhf.explained_variance(values, returns, mask),
-               "response_len": n_real.float().mean().item(), "no_eot_frac": (~ended).float().mean().item()}
+               "explained_var": rlhf.explained_variance(values, returns, mask) if world == 1 else
+               1 - global_mean_var(returns - values, mask)[1] / (global_mean_var(returns, mask)[1] or float("nan")),
+               "response_len": global_mean(n_real.float().mean().item(), 1 / world),
+               "no_eot_frac": global_mean((~ended).float().mean().item(), 1 / world)}
     if gold_score:
-        metrics["gold"] = sum(gold_score(p, t, ended=e) for p, (t, e) in zip(batch_prompts, texts)) / B
+        metrics["gold"] = global_mean(sum(gold_score(p, t, ended=e) for p, (t, e) in zip(batch_prompts, texts)) / B, 1 / world)
     log.log(it, tokens=int(full_mask.sum()), **metrics)
     for p, (t, e) in list(zip(batch_prompts, texts))[:cfg["log_samples"]]:
         print(f"  {p[-100:]!r} -> {t!r}{'' if e else ' [no end-of-text]'}")
-    if cfg["ckpt_interval"] and (it + 1) % cfg["ckpt_interval"] == 0:
-        common.save_run(cfg["out_dir"], cfg, policy, it, optimizer, tokenizer=tok_spec)
+    last = it == cfg["iterations"] - 1
+    if it == cfg["stop_step"] and not last:
+        save(it, finished=False)
+        print(f"stopped after iteration {it} (stop_step); resume with --init_from=resume")
+        raise SystemExit(0)
+    if cfg["ckpt_interval"] and (it + 1) % cfg["ckpt_interval"] == 0 and not last:
+        save(it, finished=False)
 
 # ----------------------------------------------------------------------------- save
-common.save_run(cfg["out_dir"], cfg, policy, cfg["iterations"] - 1, optimizer, kl_coef=kl_coef, tokenizer=tok_spec)
+save(cfg["iterations"] - 1, finished=True)
 common.save_run(os.path.join(cfg["out_dir"], "value"), cfg, value_model, cfg["iterations"] - 1, value_optimizer,
                 tokenizer=tok_spec)
-json.dump({"wall_time_s": time.time() - t0}, open(os.path.join(cfg["out_dir"], "summary.json"), "w"))
+common.write_json(os.path.join(cfg["out_dir"], "summary.json"), {"wall_time_s": time.time() - t0})
 print(common.summary_line("ppo_ptx" if cfg["ptx_coef"] > 0 else "ppo", time.time() - t0, os.path.join(cfg["out_dir"], "ckpt.pt"), iterations=cfg["iterations"],
                           **{k: log.last[k] for k in ("rm_score", "kl", "gold") if k in log.last}))

@@ -15,6 +15,7 @@ default (the paper mentions SFT init as the natural choice in sec. 3.5) and is a
 
   CPU (default world, ~2 min):  python train_rm.py
   GPT-2 on HH-RLHF (GPU):       python train_rm.py --config=configs/gpt2_hh_rm.py
+  N GPUs (or CPU processes):    torchrun --nproc_per_node=N train_rm.py   # batch_size stays the global batch
 """
 import json
 import math
@@ -24,7 +25,7 @@ import time
 
 import torch
 
-from nanoinstruct import common
+from nanoinstruct import common, data
 from nanoinstruct.data import comparison_batch, drop_unended, encode_example, pad_right, read_jsonl
 from nanoinstruct.model import last_token_scores
 from nanoinstruct.rlhf import pairs_from_ranking, ranking_accuracy, ranking_loss
@@ -32,7 +33,7 @@ from nanoinstruct.rlhf import pairs_from_ranking, ranking_accuracy, ranking_loss
 # ----------------------------------------------------------------------------- config
 defaults = dict(
     out_dir="out/rm",
-    init_from="out/sft",      # paper: the RM starts from the SFT model, unembedding -> scalar head
+    init_from="out/sft",      # paper: the RM starts from the SFT model, unembedding -> scalar head; or resume
     tokenizer="",             # "" = the one the init checkpoint carries; else gpt2 or a .tiktoken file
     train_file="data/world/comparisons_train.jsonl",   # rankings: K-wise, pairwise or HH-RLHF lines
     val_file="data/world/comparisons_val.jsonl",       # held-out rankings, for val_accuracy
@@ -47,19 +48,34 @@ defaults = dict(
     max_train=0,              # use only the first N training prompts (0 = all)
     drop_unended=True,        # leave out responses that never emitted end-of-text (PPO never asks the RM about them)
     eval_interval=50, log_interval=10,
+    ckpt_interval=100,        # a checkpoint every N steps, for --init_from=resume
+    stop_step=-1,             # stop (with a checkpoint) after this step, as if preempted; -1: never
 )
 cfg = common.get_config(defaults)
+resume = cfg["init_from"] == "resume"
+if resume:   # the saved run's settings, with what the command line changes on top
+    resume_ckpt, cfg = common.resume_config(cfg, defaults)
+    if resume_ckpt.get("finished", True):   # trained and normalised: nothing is left to do
+        print(f"{cfg['out_dir']}: this run has finished; nothing to resume")
+        raise SystemExit(0)
+common.check_settings(cfg, positive=("epochs", "batch_size", "lr", "eval_interval", "log_interval", "norm_samples"),
+                      non_negative=("warmup_steps", "weight_decay", "grad_clip", "min_lr_frac", "block_size",
+                                    "max_train", "ckpt_interval"), fractions=("dropout",))
 
 # ----------------------------------------------------------------------------- setup
 device, ctx, dtype = common.setup(cfg)
+rank, world = common.init_distributed(device)   # (0, 1) without torchrun
 rng = random.Random(cfg["seed"])
 
 # ----------------------------------------------------------------------------- models
-model, init_ckpt = common.load_model(cfg["init_from"], device, dropout=cfg["dropout"], scalar_head=True)
+model, init_ckpt = common.load_model(cfg["out_dir"] if resume else cfg["init_from"], device, partial_ok=resume,
+                                     dropout=cfg["dropout"], scalar_head=True)
 enc, tok_spec = common.load_tokenizer(cfg["tokenizer"], init_ckpt)
 cfg["tokenizer"] = cfg["tokenizer"] or tok_spec["name"]
 common.print_config(cfg)
 block = cfg["block_size"] or model.config.block_size
+if block > model.config.block_size:
+    common.die(f"--block_size={block}: more than the model's context of {model.config.block_size}")
 
 # ----------------------------------------------------------------------------- data
 train = read_jsonl(cfg["train_file"], "comparisons")
@@ -68,6 +84,8 @@ val = read_jsonl(cfg["val_file"], "comparisons")
 # the demonstrations whose scores set the normalisation, read before training so a bad file
 # stops the run before it has cost anything
 demos = read_jsonl(cfg["norm_file"], "demonstrations")
+if not demos:
+    common.die(f"{cfg['norm_file']}: no demonstrations to normalise the reward model on")
 demos = random.Random(0).sample(demos, min(cfg["norm_samples"], len(demos)))
 train, n_resp, n_prompts = drop_unended(train) if cfg["drop_unended"] else (train, 0, 0)
 val, n_resp_val, n_prompts_val = drop_unended(val) if cfg["drop_unended"] else (val, 0, 0)
@@ -75,6 +93,7 @@ for name, rows, dropped in (("train", train, (n_resp, n_prompts)), ("val", val, 
     if not rows:
         common.die(f"{cfg[name + '_file']}: no comparisons left" + (f" once the {dropped[0]} responses that never "
                    "ended were left out (--drop_unended=False keeps them)" if dropped[0] else ""))
+    data.warn_long_responses(enc, rows, block, cfg[name + "_file"])
     ks = [len(c["responses"]) for c in rows]
     print(f"{name}: {len(rows)} prompts, K = {min(ks)}..{max(ks)}, "
           f"{sum(k * (k - 1) // 2 for k in ks)} comparisons, {sum(ks)} responses"
@@ -88,6 +107,11 @@ def batches(rows, batch_size):
     """Comparison batches of `batch_size` prompts (all K responses of each), cuts counted."""
     for i in range(0, len(rows), batch_size):
         yield comparison_batch(rows[i:i + batch_size], enc, block, device)
+
+
+def save(step, finished, **extra):
+    common.save_run(cfg["out_dir"], cfg, model, step, optimizer, tokenizer=tok_spec, finished=finished, order=order,
+                    train_cut=train_cut, rng=common.rng_state(shuffle=rng), **extra)
 
 
 def rewards_of(m, x, last, rows):
@@ -136,37 +160,66 @@ optimizer = common.make_optimizer(model, cfg["lr"], cfg["weight_decay"], (0.9, c
 train_model = common.maybe_compile(model, cfg)
 steps_per_epoch = math.ceil(len(train) / cfg["batch_size"])
 max_steps = cfg["epochs"] * steps_per_epoch
-log = common.MetricsLog(cfg["out_dir"], max_steps)
-metrics, n_cut = evaluate(val)
-print("before training: " + "  ".join(f"{k} {common.fmt(v)}" for k, v in metrics.items())
-      + (f"; {n_cut} val prompt tokens cut to fit {block}" if n_cut else ""))
+if len(train) - (steps_per_epoch - 1) * cfg["batch_size"] < world:
+    common.die(f"--batch_size={cfg['batch_size']}: the last batch of an epoch would leave one of the {world} "
+               f"processes without comparisons")
+order, start, train_cut = list(range(len(train))), 0, 0   # order: shuffled in place each epoch
+if resume:   # continue exactly: weights, optimizer moments, step, the data order, every RNG
+    optimizer.load_state_dict(resume_ckpt["optimizer"])
+    common.restore_rng(resume_ckpt["rng"], shuffle=rng)
+    start, order, train_cut = resume_ckpt["step"] + 1, resume_ckpt["order"], resume_ckpt["train_cut"]
+else:
+    metrics, n_cut = evaluate(val)
+    print("before training: " + "  ".join(f"{k} {common.fmt(v)}" for k, v in metrics.items())
+          + (f"; {n_cut} val prompt tokens cut to fit {block}" if n_cut else ""))
 if "labeler_agreement" in meta:
     print(f"labeler agreement (two independent labelers, same pairs): {meta['labeler_agreement']:.3f}")
-t0, step, tokens_since_log, train_cut = time.time(), 0, 0, 0
+common.lock_out_dir(cfg["out_dir"])
+log = common.MetricsLog(cfg["out_dir"], max_steps, resume_step=start - 1 if resume else None)
+t0, tokens_since_log, step = time.time(), 0, start - 1
 model.train()
-for epoch in range(cfg["epochs"]):
-    rng.shuffle(train)
-    for x, last, rows, _, cut in batches(train, cfg["batch_size"]):
-        lr = common.cosine_lr(step, max_steps, cfg["lr"], cfg["warmup_steps"], cfg["min_lr_frac"])
-        common.set_lr(optimizer, lr)
-        with ctx:
-            rewards, ranking = rewards_of(train_model, x, last, rows)
-        loss = ranking_loss(rewards, ranking)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        c, p = ranking_accuracy(rewards.detach(), ranking)
-        tokens_since_log += x.numel()
-        train_cut += cut
+for step in range(start, max_steps):
+    epoch, i = divmod(step, steps_per_epoch)
+    if i == 0:
+        rng.shuffle(order)
+    batch = [train[j] for j in order[i * cfg["batch_size"]:(i + 1) * cfg["batch_size"]]]
+    mine = common.shard(batch, rank, world)   # torchrun: this process's prompts (all of them on one)
+    x, last, rows, _, cut = comparison_batch(mine, enc, block, device)
+    lr = common.cosine_lr(step, max_steps, cfg["lr"], cfg["warmup_steps"], cfg["min_lr_frac"])
+    common.set_lr(optimizer, lr)
+    with ctx:
+        rewards, ranking = rewards_of(train_model, x, last, rows)
+    loss = ranking_loss(rewards, ranking)
+    if world > 1:   # the mean over the global batch's prompts: each process weighs its share
+        loss = loss * len(mine) / len(batch)
+    loss.backward()
+    common.sum_grads(model)   # torchrun: the gradient of the whole global batch on every process
+    if world > 1:
+        loss = torch.tensor(common.all_sum(loss.item(), device=device))
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
+    common.check_finite(step, loss=loss, grad_norm=grad_norm)   # the divergence guard
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    c, p = ranking_accuracy(rewards.detach(), ranking)
+    if world > 1:   # the global batch's accuracy and cuts
+        c, p = (torch.tensor(v) for v in common.all_sum(c, p, device=device))
+        cut = int(common.all_sum(cut, device=device))
+    tokens_since_log += x.numel()
+    train_cut += cut
 
-        last_step = step == max_steps - 1
-        metrics = evaluate(val)[0] if (step + 1) % cfg["eval_interval"] == 0 or last_step else {}
-        if step % cfg["log_interval"] == 0 or metrics:
-            log.log(step, tokens=tokens_since_log, loss=loss.item(), accuracy=c.item() / max(p.item(), 1),
-                    lr=lr, grad_norm=grad_norm.item(), **metrics)
-            tokens_since_log = 0
-        step += 1
+    last_step = step == max_steps - 1
+    metrics = evaluate(val)[0] if (step + 1) % cfg["eval_interval"] == 0 or last_step else {}
+    common.check_finite(step, **metrics)
+    if step % cfg["log_interval"] == 0 or metrics:
+        log.log(step, tokens=tokens_since_log, loss=loss.item(), accuracy=c.item() / max(p.item(), 1),
+                lr=lr, grad_norm=grad_norm.item(), **metrics)
+        tokens_since_log = 0
+    if step == cfg["stop_step"] and not last_step:
+        save(step, finished=False)
+        print(f"stopped after step {step} (stop_step); resume with --init_from=resume")
+        raise SystemExit(0)
+    if cfg["ckpt_interval"] and (step + 1) % cfg["ckpt_interval"] == 0 and not last_step:
+        save(step, finished=False)
 if train_cut:
     print(f"{train_cut} training prompt tokens were cut (from the left) to fit {block}")
 
@@ -203,8 +256,8 @@ final, _ = evaluate(val)
 summary = {**final, "labeler_agreement": meta.get("labeler_agreement"), "demo_mean_reward": after.mean().item(),
            "demo_reward_std": after.std().item(), "bias_shift": -mean, "gain": 1 / std, "wall_time_s": time.time() - t0}
 print("final: " + "  ".join(f"{k} {common.fmt(v)}" for k, v in summary.items()))
-common.save_run(cfg["out_dir"], cfg, model, max_steps - 1, optimizer,
-                reward_norm={"mean": mean, "std": std, "demo_mean": after.mean().item()}, summary=summary, tokenizer=tok_spec)
-json.dump(summary, open(os.path.join(cfg["out_dir"], "summary.json"), "w"), indent=2)
+common.check_finite(step, **{k: v for k, v in summary.items() if isinstance(v, float)})
+save(max_steps - 1, finished=True, reward_norm={"mean": mean, "std": std, "demo_mean": after.mean().item()}, summary=summary)
+common.write_json(os.path.join(cfg["out_dir"], "summary.json"), summary)
 print(common.summary_line("rm", time.time() - t0, os.path.join(cfg["out_dir"], "ckpt.pt"), steps=max_steps,
                           **{k: final[k] for k in ("val_accuracy", "gold_accuracy") if k in final}))

@@ -1,11 +1,15 @@
 """What every stage script shares: config, device and dtype, optimizer and schedule, checkpoints,
 model loading, and the metrics log. Nothing here knows about any one stage."""
 import ast
+import atexit
 import contextlib
 import io
 import json
 import math
 import os
+import pickle
+import random
+import socket
 import sys
 import textwrap
 import time
@@ -191,7 +195,25 @@ def print_config(cfg):
 
 # ----------------------------------------------------------------------------- device, dtype
 
+def check_settings(cfg, positive=(), non_negative=(), fractions=()):
+    """Command-line values out of their range stop the run with the flag and the reason (exit 2),
+    before anything is written."""
+    for k in positive:
+        if not cfg[k] > 0:
+            die(f"--{k}={cfg[k]!r}: must be greater than 0")
+    for k in non_negative:
+        if not cfg[k] >= 0:
+            die(f"--{k}={cfg[k]!r}: must be 0 or more")
+    for k in fractions:
+        if not 0 <= cfg[k] < 1:
+            die(f"--{k}={cfg[k]!r}: must be at least 0 and below 1")
+
+
 def get_device(name="auto"):
+    """The device by name, or the best there is (cuda -> mps -> cpu). Under torchrun with CUDA,
+    "cuda" is this process's own GPU, cuda:LOCAL_RANK."""
+    if name in ("auto", "cuda") and torch.cuda.is_available() and world_size() > 1:
+        return f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
     if name != "auto":
         return name
     if torch.cuda.is_available():
@@ -260,25 +282,57 @@ def set_lr(optimizer, lr):
 
 # ----------------------------------------------------------------------------- checkpoints
 
-def save_checkpoint(path, obj):
-    """torch.save into a temp file, then os.replace: a crash mid-save never leaves a torn ckpt.pt."""
+def write_atomic(path, write):
+    """write(tmp_path) into a temp file of this process's own (pid + random name: two runs never
+    share one), fsync it, then os.replace it onto path. A kill at any moment leaves either the old
+    file or the new one, never a torn one; the temp file of a failed write is removed. Under
+    torchrun only rank 0 writes."""
+    if not is_main():
+        return
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
+    tmp = f"{path}.{os.getpid()}.{random.SystemRandom().randrange(1 << 32):08x}.tmp"
     try:
-        torch.save(obj, tmp)
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())   # the bytes are on disk before the name points at them
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
 
 
+def save_checkpoint(path, obj):
+    write_atomic(path, lambda tmp: torch.save(obj, tmp))
+
+
+def write_json(path, obj):
+    """A JSON file written atomically (summary.json, config.json)."""
+    def write(tmp):
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=2)
+    write_atomic(path, write)
+
+
 def load_checkpoint(path, map_location="cpu"):
-    """A checkpoint (a run directory or its ckpt.pt); a missing one stops the run with a message
-    naming the stage that makes it (data.guide)."""
+    """Always weights_only: a file whose pickle would build other objects (and so could run code)
+    is refused with a message, as is one that is not a checkpoint at all or is cut short."""
     file = os.path.join(path, "ckpt.pt") if os.path.isdir(path) else path
-    if not os.path.exists(file):
+    if not os.path.exists(file):   # a missing one: a message naming the stage that makes it (data.guide)
         raise data.MissingInput(f"error: {data.guide(path, 'the checkpoint')}")
-    return torch.load(file, map_location=map_location, weights_only=True)
+    path = file
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        die(f"{path}: no such checkpoint")
+    except pickle.UnpicklingError as e:
+        die(f"{path}: refused: it is not a weights-only checkpoint (its pickle asks for "
+            f"{str(e).split('GLOBAL', 1)[-1].split(' was ')[0].strip()[:80] or 'other objects'}, "
+            f"which could run code); nanoinstruct loads checkpoints with weights_only=True only")
+    except Exception as e:   # noqa: BLE001 (torn, truncated, not a torch file: say which and why)
+        die(f"{path}: not a readable checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''})")
+    if not isinstance(ckpt, dict) or not {"model", "model_config"} <= set(ckpt):
+        die(f"{path}: not a nanoinstruct checkpoint (no 'model' and 'model_config' entries)")
+    return ckpt
 
 
 def expect_reward_model(path, ckpt):
@@ -316,22 +370,27 @@ def raw_model(model):
 
 
 def save_run(out_dir, cfg, model, step, optimizer=None, **extra):
-    """Write out_dir/ckpt.pt (DESIGN.md layout) and out_dir/config.json."""
+    """Write out_dir/ckpt.pt (DESIGN.md layout) and out_dir/config.json. extra may carry
+    finished=False (a mid-run checkpoint: later stages refuse it, --init_from=resume continues it)
+    and rng=rng_state(...)."""
+    if not is_main():
+        return
     os.makedirs(out_dir, exist_ok=True)
     m = raw_model(model)
     ckpt = {"model": m.state_dict(), "model_config": asdict(m.config), "config": cfg, "step": step,
             "optimizer": optimizer.state_dict() if optimizer is not None else {},
             "rng": {"torch": torch.get_rng_state()}, **extra}
     save_checkpoint(os.path.join(out_dir, "ckpt.pt"), ckpt)
-    with open(os.path.join(out_dir, "config.json"), "w") as f:
-        json.dump(cfg, f, indent=2)
+    write_json(os.path.join(out_dir, "config.json"), cfg)
 
 
-def load_model(init_from, device="cpu", verbose=True, **overrides):
+def load_model(init_from, device="cpu", verbose=True, partial_ok=False, **overrides):
     """A GPT from one of: "scratch" (overrides give the GPTConfig), a GPT-2 name or a Hugging Face
     GPT-2 directory (nanoinstruct/gpt2.py), or one of our checkpoints (a directory or ckpt.pt).
     overrides replace model-config fields (e.g. dropout=0.2, scalar_head=True). A scalar head
     absent from the checkpoint starts fresh (reward model from SFT, paper section 3.5).
+    A mid-run checkpoint (finished=False) is refused unless partial_ok: a later stage or the
+    evaluation would otherwise take a stopped run for a finished one.
     Returns (model, ckpt or None)."""
     known = {f.name for f in fields(GPTConfig)}
     bad = set(overrides) - known
@@ -342,6 +401,9 @@ def load_model(init_from, device="cpu", verbose=True, **overrides):
     if gpt2.is_hf_name_or_dir(init_from):   # a GPT-2 name to download, or a local HF directory
         return gpt2.from_pretrained(init_from, **overrides).to(device), None
     ckpt = load_checkpoint(init_from)
+    if ckpt.get("finished") is False and not partial_ok:
+        die(f"{init_from}: the checkpoint of a run stopped after step {ckpt['step']}, not of a finished "
+            f"one; finish that run first (its script with --init_from=resume and its --out_dir)")
     model = GPT(GPTConfig(**{**ckpt["model_config"], **overrides}), verbose=verbose)
     state = {k.removeprefix("_orig_mod."): v for k, v in ckpt["model"].items()}
     if not model.config.scalar_head:
@@ -353,19 +415,195 @@ def load_model(init_from, device="cpu", verbose=True, **overrides):
     return model.to(device), ckpt
 
 
+# ----------------------------------------------------------------------------- distributed (torchrun)
+
+def world_size():
+    """Processes of this run: WORLD_SIZE under torchrun, else 1."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def init_distributed(device):
+    """Under torchrun (WORLD_SIZE > 1): join the process group, NCCL on GPUs (one per process),
+    gloo on CPU; ranks other than 0 print nothing. Returns (rank, world_size); (0, 1) in a plain
+    process, where nothing here runs and the code path is the single-process one."""
+    if world_size() == 1:
+        return 0, 1
+    import torch.distributed as dist
+    if str(device).startswith("cuda"):
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if str(device).startswith("cuda") else "gloo")
+    atexit.register(dist.destroy_process_group)
+    if dist.get_rank() != 0:
+        sys.stdout = open(os.devnull, "w")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def is_main():
+    """Rank 0 (or a plain process): the one process that writes files."""
+    dist = torch.distributed
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def all_sum(*values, device="cpu"):
+    """Each value summed over all processes (as floats); the values themselves without torchrun."""
+    if world_size() == 1 or not torch.distributed.is_initialized():
+        return values if len(values) > 1 else values[0]
+    t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=device)
+    torch.distributed.all_reduce(t)
+    out = tuple(t.tolist())
+    return out if len(out) > 1 else out[0]
+
+
+def sum_grads(model):
+    """Data parallelism: each parameter's gradient summed over all processes, in one flat
+    all-reduce (each process backpropagates its share of the global batch, its loss already
+    divided by the global count, so the sum is the single-process gradient). A parameter a
+    process left without a gradient (no data this step) counts as zero."""
+    if world_size() == 1:
+        return
+    params = [p for p in model.parameters() if p.requires_grad]
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    torch.distributed.all_reduce(flat)
+    for p, g in zip(params, flat.split([g.numel() for g in grads])):
+        p.grad = g.view_as(p).clone()
+
+
+def shard(items, rank, world):
+    """This process's share of a batch: every world-th item from rank (all of them on one)."""
+    return items[rank::world]
+
+
+# ----------------------------------------------------------------------------- resume, faults
+
+def rng_state(**generators):
+    """Every random stream a run draws from, for a checkpoint: torch's CPU and CUDA default
+    generators (dropout, randperm) and the named torch.Generator / random.Random objects."""
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    for name, g in generators.items():
+        state[name] = g.getstate() if isinstance(g, random.Random) else g.get_state()
+    return state
+
+
+def restore_rng(state, **generators):
+    """Undo rng_state: set torch's generators and each named one back to the saved state."""
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    for name, g in generators.items():
+        g.setstate(state[name]) if isinstance(g, random.Random) else g.set_state(state[name])
+
+
+def resume_config(cfg, defaults, always_now=("out_dir", "stop_step")):
+    """--init_from=resume: (out_dir/ckpt.pt, the config to continue with). That config is the saved
+    one (so `--init_from=resume --out_dir=D` alone continues a run, its init_from included), with
+    the settings given now that differ from the defaults on top; each change is printed. A
+    resumed run is exactly the uninterrupted one only when nothing changed."""
+    path = os.path.join(cfg["out_dir"], "ckpt.pt")
+    if not os.path.exists(path):
+        die(f"--init_from=resume: there is no checkpoint {path} to resume from")
+    ckpt = load_checkpoint(path)
+    saved = ckpt.get("config") or {}
+    merged = {**cfg, **{k: v for k, v in saved.items() if k in cfg}}
+    for k, v in cfg.items():
+        if k != "init_from" and (k in always_now or v != defaults[k]):
+            merged[k] = v
+    for k in merged:
+        if k in saved and saved[k] != merged[k] and k not in always_now:
+            print(f"resume: {k} changed from {saved[k]!r} to {merged[k]!r}")
+    print(f"resuming {path} after step {ckpt['step']}")
+    return ckpt, merged
+
+
+def check_finite(step, **quantities):
+    """The divergence guard: a NaN or inf loss, reward or gradient norm ends the run here, with
+    exit status 3, naming the step and the quantity. It runs before the optimizer step and before
+    any checkpoint, so the broken state is never saved and the last good ckpt.pt stays."""
+    if not quantities:
+        return
+    values = torch.stack([torch.as_tensor(v, dtype=torch.float32).detach().cpu() for v in quantities.values()])
+    if bool(torch.isfinite(values).all()):   # one host sync for all of them
+        return
+    name, v = next((n, x.item()) for n, x in zip(quantities, values) if not torch.isfinite(x))
+    print(f"error: step {step}: {name} is {v}: the run diverged and stops (nothing of this step "
+          f"is saved; the last checkpoint stays). Try a lower --lr.", file=sys.stderr, flush=True)
+    sys.exit(3)
+
+
+_locks = []   # lock files held for the life of the process
+
+
+def lock_out_dir(out_dir):
+    """Refuse a second run on the same out_dir while this one lives: an flock on out_dir/run.lock,
+    which the kernel releases when the process ends in any way (kill -9 leaves no stale lock).
+    Holding it, the temp files that killed runs left behind are removed. (Rank 0 holds it.)"""
+    if not is_main():
+        return
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, "run.lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        import fcntl   # POSIX; elsewhere there is no lock
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except ImportError:
+        pass
+    except OSError:
+        other = os.read(fd, 200).decode(errors="replace").strip() or "unknown"
+        die(f"--out_dir={out_dir} is in use by another run ({other}); wait for it to end or choose another out_dir")
+    for name in os.listdir(out_dir):   # temp files of killed runs (the lock says none is alive)
+        if name.endswith(".tmp"):
+            os.remove(os.path.join(out_dir, name))
+    os.ftruncate(fd, 0)
+    os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}, {' '.join(sys.argv)[:300]}".encode())
+    _locks.append(fd)
+
+
 # ----------------------------------------------------------------------------- logging
 
 class MetricsLog:
     """metrics.jsonl (one JSON object per logged step) plus one console line per log step:
-    step, loss, learning rate, tokens/s, elapsed and ETA, then the other metrics."""
+    step, loss, learning rate, tokens/s, elapsed and ETA, then the other metrics.
+    resume_step=S (a run resumed from a checkpoint of step S) keeps the lines of steps <= S and
+    drops the later ones, which the resumed run logs again; a torn last line (a kill mid-write)
+    is dropped with a note. Each line goes out in one write() of an O_APPEND file, so a kill
+    cannot tear a line in the middle of the file."""
 
-    def __init__(self, out_dir, max_steps, append=False, name="metrics.jsonl"):
-        os.makedirs(out_dir, exist_ok=True)
-        self.file = open(os.path.join(out_dir, name), "a" if append else "w")
+    def __init__(self, out_dir, max_steps, resume_step=None, name="metrics.jsonl"):
+        self.fd = None   # (torchrun: ranks other than 0 write nothing)
+        path = os.path.join(out_dir, name)
+        if is_main():
+            os.makedirs(out_dir, exist_ok=True)
+            if resume_step is not None and os.path.exists(path):
+                self._truncate(path, resume_step)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | (os.O_TRUNC if resume_step is None else 0)
+            self.fd = os.open(path, flags, 0o644)
         self.max_steps = max_steps
         self.t0 = self.t_last = time.time()
         self.first_step = None
         self.last = {}   # the last logged record (for the stage's summary line)
+
+    @staticmethod
+    def _truncate(path, resume_step):
+        lines = open(path, encoding="utf-8", errors="replace").read().split("\n")
+        keep = []
+        for i, line in enumerate(lines):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                if i == len(lines) - 1:   # no newline after it: the write was cut short
+                    print(f"{path}: dropped a torn last line (the run was killed while writing it)")
+                    continue
+                die(f"{path}:{i + 1}: not a JSON object; fix or remove the line before resuming")
+            if rec.get("step", -1) <= resume_step:
+                keep.append(line + "\n")
+        def write(tmp):
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.writelines(keep)
+        write_atomic(path, write)
 
     def log(self, step, tokens=0, **metrics):
         """tokens: tokens processed since the previous call (for tokens/s)."""
@@ -376,8 +614,8 @@ class MetricsLog:
         if tokens:
             rec["tok_per_s"] = tokens / max(now - self.t_last, 1e-9)
         rec["elapsed_s"] = now - self.t0
-        self.file.write(json.dumps(rec) + "\n")
-        self.file.flush()
+        if self.fd is not None:
+            os.write(self.fd, (json.dumps(rec) + "\n").encode())
         done = step - self.first_step + 1
         eta = (now - self.t0) / done * max(0, self.max_steps - step - 1)
         print(log_line(step, self.max_steps, rec, now - self.t0, eta), flush=True)

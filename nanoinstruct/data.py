@@ -207,10 +207,23 @@ def write_jsonl(path, rows):
 
 # ----------------------------------------------------------------------------- pretraining tokens
 
-def open_tokens(path):
-    """A token file as a read-only memmap; uint32 when the name says so (`*.u32.bin`), else uint16."""
+def open_tokens(path, block_size=None, vocab_size=None):
+    """A token file as a read-only memmap; uint32 when the name says so (`*.u32.bin`), else uint16.
+    With block_size / vocab_size it is checked to hold a (block_size + 1)-token window and only ids
+    below vocab_size (the first 16M tokens are checked: a token file for another tokenizer shows
+    there); a bad file stops the run with `path: what is wrong`."""
     require(path, "a token file")
-    return np.memmap(path, dtype=np.uint32 if path.endswith(".u32.bin") else np.uint16, mode="r")
+    dtype = np.uint32 if path.endswith(".u32.bin") else np.uint16
+    try:
+        tokens = np.memmap(path, dtype=dtype, mode="r")
+    except (OSError, ValueError) as e:   # missing, empty, or not a whole number of tokens
+        raise FormatError(f"{path}: not a {np.dtype(dtype).name} token file ({e})")
+    if block_size is not None and len(tokens) < block_size + 2:
+        raise FormatError(f"{path}: {len(tokens)} tokens, too few for one window of {block_size} + 1")
+    if vocab_size is not None and len(tokens) and int(tokens[:1 << 24].max()) >= vocab_size:
+        raise FormatError(f"{path}: token id {int(tokens[:1 << 24].max())} is outside the model's "
+                          f"vocabulary of {vocab_size} (a token file made with another tokenizer?)")
+    return tokens
 
 
 def lm_batch(tokens, batch_size, block_size, generator, device="cpu"):
@@ -235,6 +248,28 @@ def encode_example(enc, prompt, response, block_size):
     r = r[:block_size - 1]
     cut = max(0, len(p) + len(r) - block_size)
     return p[cut:] + r, len(p) - cut, cut
+
+
+def count_long_responses(enc, rows, block_size):
+    """Responses (of demonstration or comparison rows) that do not fit block_size with their
+    end-of-text: encode_example keeps their first block_size - 1 tokens, so they lose their end
+    and the end-of-text. Returns (count, index of the first such row or None) for the warning."""
+    n, first = 0, None
+    for i, row in enumerate(rows):
+        responses = row["responses"] if "responses" in row else [row["response"]]
+        if any(len(encode_response(enc, r)) > block_size - 1 for r in responses):   # as encode_example cuts
+            n, first = n + 1, i if first is None else first
+    return n, first
+
+
+def warn_long_responses(enc, rows, block_size, path):
+    """Counted, never silent: the rows of `path` whose responses are cut (count_long_responses)."""
+    n, first = count_long_responses(enc, rows, block_size)
+    if n:
+        print(f"warning: {path}: {n} of {len(rows)} records have a response longer than the context "
+              f"({block_size - 1} tokens with its end-of-text; the first is record {first + 1}): they keep "
+              f"its first {block_size - 1} tokens and lose the end-of-text")
+    return n
 
 
 def pad_right(seqs, pad_id):

@@ -41,8 +41,9 @@ defaults = dict(
 )
 cfg = common.get_config(defaults)
 device, ctx, _ = common.setup(cfg)
+rank, world_size = common.init_distributed(device)   # torchrun: the batches are shared out; (0, 1) without
 rng = random.Random(cfg["seed"])
-gen = torch.Generator(device).manual_seed(cfg["seed"])
+gen = torch.Generator(device).manual_seed(cfg["seed"] + rank)
 
 model, ckpt = common.load_model(cfg["policy"], device)
 enc, _ = common.load_tokenizer("", ckpt)   # the one the policy's checkpoint carries
@@ -54,7 +55,8 @@ prompts = prompts[:cfg["n_prompts"]] if cfg["n_prompts"] else prompts
 jobs = [(i, p) for i, p in enumerate(prompts) for _ in range(rng.randint(cfg["k_min"], cfg["k_max"]))]
 samples = [[] for _ in prompts]   # per prompt: [(text, ended)]
 t0 = time.time()
-for b in common.progress(range(0, len(jobs), cfg["batch_size"]), "sampling: batch", every_s=10):
+for b in common.progress(range(rank * cfg["batch_size"], len(jobs), world_size * cfg["batch_size"]),
+                         "sampling: batch", every_s=10):   # torchrun: every world_size-th batch
     chunk = jobs[b:b + cfg["batch_size"]]
     ids = [encode_prompt(enc, p)[-(block - cfg["max_new_tokens"]):] for _, p in chunk]
     with ctx:
@@ -62,6 +64,12 @@ for b in common.progress(range(0, len(jobs), cfg["batch_size"]), "sampling: batc
                                              cfg["top_k"] or None, cfg["top_p"], generator=gen)
     for (i, _), t in zip(chunk, tokens[:, prompt_mask.size(1):].tolist()):
         samples[i].append(decode_response(enc, t))
+if world_size > 1:   # torchrun: rank 0 gathers every process's samples, then ranks and writes alone
+    parts = [None] * world_size
+    torch.distributed.all_gather_object(parts, samples)
+    samples = [[s for part in parts for s in part[i]] for i in range(len(prompts))]
+    if rank != 0:
+        raise SystemExit(0)
 
 # 2. labelers rank each prompt's distinct responses
 groups, dropped_dupes, dropped_prompts = [], 0, 0
