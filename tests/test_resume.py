@@ -144,17 +144,20 @@ def test_resumed_metrics_drop_a_torn_line_and_later_steps(tmp_path, capsys):
 
 
 def test_divergence_stops_the_run_and_keeps_the_last_checkpoint(micro, tmp_path, capsys):
-    """--lr=1e9 on a resumed run: exit 3 naming the step and the quantity; ckpt.pt untouched."""
+    """--lr=1e9 on a resumed run that checkpoints every step: exit 3 naming the step and the
+    quantity; ckpt.pt is the last good step's (finite weights), never the broken one."""
     out, _ = micro
     args = stage_args("pretrain", out)
     run(*args, f"--out_dir={tmp_path}", "--stop_step=1")
-    before = (tmp_path / "ckpt.pt").read_bytes()
     run("pretrain.py", "--init_from=resume", f"--out_dir={tmp_path}", "--lr=1e9", "--max_steps=20",
         "--ckpt_interval=1", code=3)
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("error: step ") and any(f"{q} is nan" in err or f"{q} is inf" in err
                                                   for q in ("loss", "grad_norm", "val_loss", "train_loss"))
-    assert (tmp_path / "ckpt.pt").read_bytes() == before
+    bad_step = int(err.split()[2].rstrip(":"))
+    ckpt = common.load_checkpoint(str(tmp_path))
+    assert ckpt["step"] == bad_step - 1 and bad_step > 2      # the last good step (one checkpoint a step)
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
     assert all(json.loads(line)["loss"] == json.loads(line)["loss"] for line in open(tmp_path / "metrics.jsonl"))
 
 
