@@ -53,6 +53,7 @@ defaults = dict(
     ptx_bin="data/world/train.bin",             # the pretraining distribution D_pretrain
     gold_fn="nanoinstruct.world:gold_score",    # "" off; logs the rollouts' gold score (default world)
     device="auto", dtype="auto", compile=False, seed=1337,
+    cuda_graph=True,          # on CUDA, rollouts replay one captured decode step per token
     iterations=25,            # PPO iterations: rollout, score, advantages, update
     rollout_batch=64,         # prompts sampled (one response each) per iteration
     minibatch_size=32,        # rollouts per PPO optimisation step
@@ -161,8 +162,7 @@ def global_mean(x, weight):
 
 def response_values(model, tokens, mask, Tp):
     """V(state before each response token): (B, Tn), read where response_logits reads."""
-    h = model(tokens, attn_mask=mask, pos=position_ids(mask))
-    return model.scores(h[:, Tp - 1:-1])
+    return model.scores(model(tokens, attn_mask=mask, pos=position_ids(mask), read=slice(Tp - 1, -1)))
 
 
 def save(it, finished):
@@ -187,7 +187,8 @@ for it in range(start, cfg["iterations"]):
     prompt_ids = [encode_prompt(enc, p)[-(block - cfg["max_new_tokens"]):] for p in batch_prompts]
     with ctx:
         tokens, prompt_mask, logprobs, mask = generate(policy, prompt_ids, cfg["max_new_tokens"], enc.eot_token,
-                                                       temperature=cfg["temperature"], generator=sample_gen)
+                                                       temperature=cfg["temperature"], generator=sample_gen,
+                                                       cuda_graph=cfg["cuda_graph"])
     Tp = prompt_mask.size(1)
     full_mask = torch.cat([prompt_mask, mask], 1)                 # (B, Tp+Tn) real tokens
     n_real = mask.sum(1)                                          # (B,) response lengths

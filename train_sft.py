@@ -170,7 +170,9 @@ for step in range(start, max_steps):
     ptx_owed += ptx_ratio * n_resp_all
     n_win, ptx_owed = int(ptx_owed // block), ptx_owed % block
     with ctx:
-        loss = sft_loss(train_model.lm_logits(train_model(x)), y, mask)
+        h = train_model(x)                                         # (B, T, C)
+        # logits only where the loss needs them, the response tokens: (N, V) for N of B*T
+        loss = sft_loss(train_model.lm_logits(h[mask]), y[mask], mask[mask])
         if world > 1:
             loss = loss * n_resp / (n_resp_all + n_win * block)
         if n_win:

@@ -255,6 +255,18 @@ def maybe_compile(model, cfg):
     return torch.compile(model) if cfg.get("compile") else model
 
 
+def sdpa_kernels(fn):
+    """Which scaled_dot_product_attention implementations fn() ran, as torch.profiler names their
+    aten ops: "flash", "efficient", "cudnn" (CUDA kernels), "flash_attention_for_cpu", or
+    "attention_math" (the unfused fallback). SDPA picks one silently; this says which."""
+    from torch.profiler import profile
+    with profile() as prof:
+        fn()
+    prefix = "aten::_scaled_dot_product_"
+    return sorted({e.key.removeprefix(prefix).removesuffix("_attention") for e in prof.key_averages()
+                   if e.key.startswith(prefix) and "backward" not in e.key})
+
+
 # ----------------------------------------------------------------------------- optimizer
 
 def make_optimizer(model, lr, weight_decay, betas=(0.9, 0.95), device="cpu"):

@@ -68,16 +68,23 @@ class CausalSelfAttention(nn.Module):
         self.resid_dropout = nn.Dropout(config.dropout)
         self.n_head, self.dropout, self.layer = config.n_head, config.dropout, layer
 
-    def forward(self, x, mask, cache, slots):
+    def forward(self, x, mask, cache, slots, read=None):
         # BEGIN SOLUTION attention
         B, T, C = x.shape
-        q, k, v = self.c_attn(x).split(C, dim=2)
-        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
+        if read is None:
+            q, k, v = self.c_attn(x).split(C, dim=2)
+        else:   # queries only at the positions that are read; keys and values at all of them
+            w, b = self.c_attn.weight, self.c_attn.bias
+            q = F.linear(read(x), w[:C], None if b is None else b[:C])
+            k, v = F.linear(x, w[C:], None if b is None else b[C:]).split(C, dim=2)
+        Tq = q.size(1)
+        q = q.view(B, Tq, self.n_head, C // self.n_head).transpose(1, 2)                           # (B, nh, Tq, hs)
+        k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (k, v))      # (B, nh, T, hs)
         if cache is not None:
             k, v = cache.update(self.layer, k, v, slots)   # (B, nh, S_max, hs)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None,
                                            dropout_p=self.dropout if self.training else 0.0)
-        y = y.transpose(1, 2).contiguous().view(B, T, C)
+        y = y.transpose(1, 2).contiguous().view(B, Tq, C)
         return self.resid_dropout(self.c_proj(y))
         # END SOLUTION attention
 
@@ -102,8 +109,8 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x, mask, cache, slots):
-        x = x + self.attn(self.ln_1(x), mask, cache, slots)
+    def forward(self, x, mask, cache, slots, read=None):
+        x = (x if read is None else read(x)) + self.attn(self.ln_1(x), mask, cache, slots, read)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -139,7 +146,7 @@ class GPT(nn.Module):
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
-    def forward(self, idx, attn_mask=None, pos=None, kv_cache=None):
+    def forward(self, idx, attn_mask=None, pos=None, kv_cache=None, read=None):
         """idx (B, T) token ids -> hidden states (B, T, C) after the final LayerNorm.
 
         attn_mask: (B, T) bool, True at real (non-pad) tokens of idx; None means no padding, and
@@ -148,6 +155,10 @@ class GPT(nn.Module):
             prompts pass their own so that each sequence's first real token sits at position 0.
         kv_cache: a KVCache; idx's keys and values go to its slots at .. at+T-1, and idx attends to
             every real key before it there, its own included.
+        read: which hidden states are wanted: None, all (B, T, C); a slice of positions, the same
+            in every row (B, R, C); a (B,) index tensor, one position per row (B, C). The last
+            block then computes its queries, MLP and the final LayerNorm only there (the keys and
+            values of all positions still feed it): 5/6 of a block saved per position not read.
         """
         B, T = idx.shape
         q_at = torch.arange(T, device=idx.device)             # (T,) where the queries sit
@@ -167,11 +178,21 @@ class GPT(nn.Module):
             # would otherwise be a fully masked row, which makes SDPA return NaN
             mask = (k_at.view(1, S) <= q_at.view(T, 1)) & (real.view(B, 1, 1, S) | (k_at.view(1, S) == q_at.view(T, 1)))   # (B, 1, T, S)
         x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
-        for block in self.transformer.h:
-            x = block(x, mask, kv_cache, slots)
+        last, pick = len(self.transformer.h) - 1, None
+        if read is not None:
+            rows = torch.arange(B, device=idx.device)
+            pick = (lambda t: t[:, read]) if isinstance(read, slice) else (lambda t: t[rows, read].unsqueeze(1))
+            r_at = q_at[read].view(1, -1) if isinstance(read, slice) else read.view(B, 1)   # (1 or B, R)
+            S, R = k_at.numel(), r_at.size(1)
+            read_mask = k_at.view(1, 1, 1, S) <= r_at.view(-1, 1, R, 1)     # causal at the read positions
+            if real is not None:
+                read_mask = read_mask & (real.view(B, 1, 1, S) | (k_at.view(1, 1, 1, S) == r_at.view(-1, 1, R, 1)))
+        for i, block in enumerate(self.transformer.h):
+            x = block(x, mask, kv_cache, slots) if pick is None or i < last else block(x, read_mask, kv_cache, slots, pick)
         if kv_cache is not None:
             kv_cache.at.add_(T)
-        return self.transformer.ln_f(x)
+        x = self.transformer.ln_f(x)
+        return x.squeeze(1) if pick is not None and not isinstance(read, slice) else x
 
     def lm_logits(self, h):
         return self.lm_head(h)                      # (B, T, V)
@@ -197,8 +218,8 @@ def response_logits(model, tokens, mask, n_prompt, temperature=1.0):
     """Logits that predict each response token of left-padded prompt + response sequences, as
     `generate` lays them out: tokens and mask (B, Tp + Tn), n_prompt = Tp -> (B, Tn, V) float32,
     divided by the sampling temperature (PPO's old, new and reference log-probs all use it)."""
-    h = model(tokens, attn_mask=mask, pos=position_ids(mask))     # (B, Tp + Tn, C)
-    return model.lm_logits(h[:, n_prompt - 1:-1]).float() / temperature
+    h = model(tokens, attn_mask=mask, pos=position_ids(mask), read=slice(n_prompt - 1, -1))   # (B, Tn, C)
+    return model.lm_logits(h).float() / temperature
 
 
 def last_token_scores(model, tokens, last, mask=None):
@@ -206,8 +227,8 @@ def last_token_scores(model, tokens, last, mask=None):
     tokens (B, T), last (B,) index of that token -> (B,) float32. mask: (B, T) real tokens, for
     left-padded prompts (None: right padding only, which causal attention already ignores)."""
     # BEGIN SOLUTION last_token_reward
-    h = model(tokens, attn_mask=mask, pos=None if mask is None else position_ids(mask))   # (B, T, C)
-    return model.scores(h[torch.arange(len(last), device=tokens.device), last])
+    h = model(tokens, attn_mask=mask, pos=None if mask is None else position_ids(mask), read=last)   # (B, C)
+    return model.scores(h)
     # END SOLUTION last_token_reward
 
 
@@ -280,7 +301,7 @@ def generate(model, prompts, max_new_tokens, eot_id, temperature=1.0, top_k=None
     prompt, prompt_mask = prompt.to(device), prompt_mask.to(device)   # one copy each, not one per prompt
     pos = position_ids(prompt_mask)                                    # (B, Tp)
     cache = KVCache(model.config, B, Tp + Tn, device)
-    h = model(prompt, attn_mask=prompt_mask, pos=pos, kv_cache=cache)[:, -1]   # (B, C)
+    h = model(prompt, attn_mask=prompt_mask, pos=pos, kv_cache=cache, read=slice(Tp - 1, Tp))[:, -1]   # (B, C)
     # the decode state: static tensors that each step updates in place
     tokens = torch.full((B, Tn), eot_id, dtype=torch.long, device=device)
     logprobs = torch.zeros(B, Tn, device=device)

@@ -219,3 +219,28 @@ def test_cuda_bf16_matches_cpu():
     with torch.autocast("cuda", dtype=torch.bfloat16):
         out = mc.lm_logits(mc(x.cuda())).float().cpu()
     assert (out - ref).abs().max() < 0.1
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_read_only_some_positions_equals_full_forward(padded):
+    """read= computes the last block only where the output is read: same hidden states (and
+    gradients) as the full forward, sliced."""
+    m = tiny(scalar_head=True)
+    x = torch.randint(0, 63, (3, 12))
+    mask = torch.ones(3, 12, dtype=torch.bool)
+    if padded:
+        mask[0, :4], mask[2, :7] = False, False
+    kw = dict(attn_mask=mask, pos=position_ids(mask)) if padded else {}
+    full = m(x, **kw)
+    torch.testing.assert_close(m(x, read=slice(5, -1), **kw), full[:, 5:-1], rtol=0, atol=1e-5)
+    last = torch.tensor([11, 6, 9])
+    got = m(x, read=last, **kw)
+    torch.testing.assert_close(got, full[torch.arange(3), last], rtol=0, atol=1e-5)
+    got.sum().backward()
+    g_read = {n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None}
+    m.zero_grad()
+    m(x, **kw)[torch.arange(3), last].sum().backward()
+    g_full = {n: p.grad for n, p in m.named_parameters() if p.grad is not None}
+    assert g_read.keys() == g_full.keys() and "transformer.h.1.attn.c_attn.weight" in g_read
+    for n in g_read:
+        torch.testing.assert_close(g_read[n], g_full[n], rtol=1e-4, atol=1e-5)
