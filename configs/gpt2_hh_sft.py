@@ -33,7 +33,7 @@ block_size = 512
 
 # the pretraining mix of paper App. C.3 (the script's default, 10% of the learned tokens): any text
 # tokenised with GPT-2's BPE by data/text/prepare.py; ptx_frac = 0.0 turns it off
-ptx_frac = 0.1
+ptx_frac = 0.0           # off here: it needs data/text/train.bin (above); 0.1 is App. C.3's mix
 ptx_bin = "data/text/train.bin"
 
 # bookkeeping
