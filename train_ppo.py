@@ -82,7 +82,7 @@ if resume:   # the saved run's settings (its SFT and RM included), with the comm
 common.check_settings(cfg, positive=("iterations", "rollout_batch", "minibatch_size", "ppo_epochs", "lr", "value_lr",
                                      "max_new_tokens", "ptx_batch_size", "ptx_block_size", "kl_horizon"),
                       non_negative=("weight_decay", "grad_clip", "temperature", "kl_coef", "ptx_coef", "clip_eps",
-                                    "value_clip_eps", "log_samples", "ckpt_interval", "no_eot_penalty"))
+                                    "value_clip_eps", "log_samples", "ckpt_interval"))
 if cfg["minibatch_size"] > cfg["rollout_batch"]:
     common.die(f"--minibatch_size={cfg['minibatch_size']}: more than --rollout_batch={cfg['rollout_batch']}")
 
