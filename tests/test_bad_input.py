@@ -128,3 +128,17 @@ def test_long_responses_are_counted_not_silent(capsys):
     ids, _, _ = data.encode_example(enc, "a", rows[1]["response"], 12)
     assert ids[-1] != enc.eot_token          # what the warning is about: the end-of-text is lost
     assert data.count_long_responses(enc, rows[:1], 12) == (0, None)
+
+
+@pytest.mark.parametrize("script", ["pretrain.py", "train_sft.py", "train_rm.py", "train_ppo.py"])
+def test_range_checks_name_only_settings_the_script_has(script):
+    """common.check_settings(cfg, ...) of each stage names only keys of its defaults (a key another
+    change removed would stop every run with a KeyError)."""
+    import ast
+    tree = ast.parse(open(os.path.join(ROOT, script)).read())
+    call = next(n.value for n in ast.walk(tree) if isinstance(n, ast.Assign)
+                and any(getattr(t, "id", "") == "defaults" for t in n.targets))
+    keys = {kw.arg for kw in call.keywords}
+    checks = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "attr", "") == "check_settings"]
+    named = {e.value for c in checks for kw in c.keywords for e in kw.value.elts}
+    assert checks and named and named <= keys, named - keys
