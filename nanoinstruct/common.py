@@ -366,8 +366,9 @@ def load_tokenizer(name_or_path, ckpt):
     one the checkpoint carries (tokenizer.tokenizer_spec: a checkpoint copied anywhere decodes),
     else the path an older checkpoint's config names, else GPT-2's (GPT-2 weights).
     Save the spec into every checkpoint written (save_run(..., tokenizer=spec))."""
-    if not name_or_path and ckpt is not None and "tokenizer" in ckpt:
-        spec = ckpt["tokenizer"]
+    carried = ckpt.get("tokenizer") if ckpt is not None else None
+    if carried is not None and name_or_path in ("", carried["name"]):
+        spec = carried   # (a resumed run's config names it: a relative path may not resolve from here)
     else:
         name_or_path = name_or_path or (ckpt["config"].get("tokenizer", "gpt2") if ckpt is not None else "gpt2")
         if name_or_path != "gpt2":

@@ -78,12 +78,7 @@ def same(a, b):
     return a == b
 
 
-KNOWN = pytest.mark.xfail(reason="known failure on main at 16:05 UTC: the resumed run refuses its own stopped "
-                           "checkpoint as an init ('not of a finished one'); open in issue 21", strict=False)
-
-
-@pytest.mark.parametrize("stage", ["pretrain", pytest.param("sft", marks=KNOWN), pytest.param("rm", marks=KNOWN),
-                                   pytest.param("ppo", marks=KNOWN)])
+@pytest.mark.parametrize("stage", ["pretrain", "sft", "rm", "ppo"])
 def test_stopped_and_resumed_run_equals_the_uninterrupted_one(stage, micro, tmp_path):
     """Stopped after step 1 (a mid-run checkpoint), resumed with nothing but --init_from=resume and
     --out_dir: the same metrics step for step and a bit-identical checkpoint (weights, optimiser
