@@ -30,7 +30,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))   # the repo root
 from nanoinstruct import common, rlhf  # noqa: E402
-from nanoinstruct.data import encode_example, read_jsonl, sft_batch  # noqa: E402
+from nanoinstruct.data import drop_unended, encode_example, read_jsonl, sft_batch  # noqa: E402
 
 # ----------------------------------------------------------------------------- config
 defaults = dict(
@@ -45,6 +45,7 @@ defaults = dict(
     beta2=0.99, grad_clip=1.0,
     block_size=0,             # 0 = the model's context; longer examples are cut from the prompt's left
     max_train=0,              # use only the first N training prompts (0 = all)
+    drop_unended=True,        # leave out responses that never emitted end-of-text, as train_rm.py does
     eval_interval=50, log_interval=10,
 )
 cfg = common.get_config(defaults)
@@ -66,6 +67,9 @@ block = cfg["block_size"] or policy.config.block_size
 train = read_jsonl(cfg["train_file"], "comparisons")
 train = train[:cfg["max_train"]] if cfg["max_train"] else train
 val = read_jsonl(cfg["val_file"], "comparisons")
+if cfg["drop_unended"]:   # the RM never saw them either: the frontier compares the two on the same pairs
+    (train, n_train, _), (val, n_val, _) = drop_unended(train), drop_unended(val)
+    print(f"left out {n_train} train and {n_val} val responses that never ended")
 for name, rows in (("train", train), ("val", val)):
     ks = [len(c["responses"]) for c in rows]
     print(f"{name}: {len(rows)} prompts, K = {min(ks)}..{max(ks)}, {sum(k * (k - 1) // 2 for k in ks)} comparisons")

@@ -43,7 +43,7 @@ defaults = dict(
     study_dir="",             # "" = OUT/studies/frontier
     figure="docs/frontier.png",
     ppo_runs="ppo,ppo_ptx",   # OUT's PPO runs to follow along training
-    ppo_iterations="15,30,90",  # each also stopped here (OUT's own iterations are a point anyway)
+    ppo_iterations="10,50",   # each also run to here (OUT's own 25 iterations are a point anyway)
     dpo_betas="0.03,0.1,0.3",
     dpo_args="",              # more settings for every DPO run, e.g. "--epochs=2 --lr=1e-5"
     temperatures="0.3,0.5,0.7,0.85",   # SFT sampled colder (T = 1 is the pool itself)

@@ -42,7 +42,7 @@ defaults = dict(
     out="out",                # a finished run.sh run: OUT/sft, OUT/rm, OUT/ppo (its settings are reused)
     study_dir="",             # "" = OUT/studies/overoptimization
     figure="docs/overoptimization.png",
-    iterations=180,           # PPO iterations of both runs: 4 x the default 45
+    iterations=100,           # PPO iterations of both runs: 4 x the default 25
     n_prompts=400,            # best-of-n on the first n_prompts prompts of the PPO prompt file
     n_max=64,                 # SFT samples per prompt; n = 1, 2, 4, ..., n_max
     window=5,                 # each RL point: the mean over this many iterations' rollouts

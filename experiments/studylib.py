@@ -66,11 +66,9 @@ def load(path, device, **overrides):
 
 def score_unended(scores, ended, ppo_cfg):
     """The RM score of each response as PPO counts it (train_ppo.py, step 2), so that best-of-n
-    picks and the RL curves are on one scale: a response that never emitted end-of-text is
-    penalised by the rule and amount the PPO run used."""
-    if "no_eot_score" in ppo_cfg:
-        return rlhf.penalize_unended(scores, ended, ppo_cfg["no_eot_score"])
-    return scores - ppo_cfg.get("no_eot_penalty", 0.0) * (~ended).float()
+    picks and the RL curves are on one scale: a response that never emitted end-of-text gets the
+    fixed score the PPO run used."""
+    return rlhf.penalize_unended(scores, ended, ppo_cfg["no_eot_score"])
 
 
 @torch.no_grad()
