@@ -64,13 +64,6 @@ def load(path, device, **overrides):
     return model.eval(), ckpt
 
 
-def score_unended(scores, ended, ppo_cfg):
-    """The RM score of each response as PPO counts it (train_ppo.py, step 2), so that best-of-n
-    picks and the RL curves are on one scale: a response that never emitted end-of-text gets the
-    fixed score the PPO run used."""
-    return rlhf.penalize_unended(scores, ended, ppo_cfg["no_eot_score"])
-
-
 @torch.no_grad()
 def sample_scored(policy, sft, reward_model, enc, prompts, n, temperature, seed, gold_score, ppo_cfg,
                   max_new_tokens=48, batch_size=128, ctx=contextlib.nullcontext()):
@@ -95,7 +88,7 @@ def sample_scored(policy, sft, reward_model, enc, prompts, n, temperature, seed,
             sft_logits = response_logits(sft, tokens, full, Tp)       # (B, Tn, V), temperature 1
             rm = last_token_scores(reward_model, tokens, Tp + mask.sum(1) - 1, full)   # (B,)
         ended = (tokens[:, Tp:] == eot).any(1)                        # (B,)
-        rm = score_unended(rm.float(), ended, ppo_cfg)
+        rm = rlhf.penalize_unended(rm.float(), ended, ppo_cfg["no_eot_score"])   # as PPO scores them: one scale
         kl = torch.where(mask, logprobs - rlhf.logprobs_from_logits(sft_logits, tokens[:, Tp:]), 0.0).sum(1)
         for j, t, r, k in zip(chunk, tokens[:, Tp:].tolist(), rm.tolist(), kl.tolist()):
             text, e = decode_response(enc, t)

@@ -362,8 +362,8 @@ def expect_reward_model(path, ckpt):
 
 
 def load_tokenizer(name_or_path, ckpt):
-    """(encoding, spec) of a stage: --tokenizer when given (gpt2, or a .tiktoken path), else the
-    one the checkpoint carries (tokenizer.tokenizer_spec: a checkpoint copied anywhere decodes),
+    """(encoding, spec) of a stage: --tokenizer when given (gpt2, or a .tiktoken path) and not the
+    one the checkpoint carries under that name, else the one the checkpoint carries (tokenizer.tokenizer_spec: a checkpoint copied anywhere decodes),
     else the path an older checkpoint's config names, else GPT-2's (GPT-2 weights).
     Save the spec into every checkpoint written (save_run(..., tokenizer=spec))."""
     carried = ckpt.get("tokenizer") if ckpt is not None else None

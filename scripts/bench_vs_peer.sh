@@ -28,17 +28,16 @@ done
 "$PY" - "$OUT" "$ROUNDS" <<'EOF'
 import json, sys
 out, rounds = sys.argv[1], int(sys.argv[2])
-rows = [("train tokens/s", "train_tokens_per_s", "hf", "train_tokens_per_s", True),
-        ("generate new tokens/s", "generate_tokens_per_s", "hf", "generate_tokens_per_s", True),
-        ("RM pairs/s", "rm_pairs_per_s", "hf", "rm_pairs_per_s", True),
-        ("PPO iteration s (TRL 1.12 PPOTrainer)", "ppo_iter_s", "trl_ppo", "ppo_iter_s", False),
-        ("PPO rollout s", "ppo_rollout_s", "trl_ppo", "ppo_rollout_s", False)]
+rows = [("train tokens/s", "train_tokens_per_s", "hf"), ("generate new tokens/s", "generate_tokens_per_s", "hf"),
+        ("RM pairs/s", "rm_pairs_per_s", "hf"), ("PPO iteration s (TRL 1.12 PPOTrainer)", "ppo_iter_s", "trl_ppo"),
+        ("PPO rollout s", "ppo_rollout_s", "trl_ppo")]   # (label, key in both JSONs, peer)
+runs = [{side: json.load(open(f"{out}/round{i}_{side}.json")) for side in ("ours", "hf", "trl_ppo")}
+        for i in range(1, rounds + 1)]
 print(f"{'workload':40s} " + " | ".join(f"round {i}: ours / peer = ratio" for i in range(1, rounds + 1)))
-for label, ours_key, peer, peer_key, higher in rows:
+for label, key, peer in rows:
     cells = []
-    for i in range(1, rounds + 1):
-        a = json.load(open(f"{out}/round{i}_ours.json")).get(ours_key)
-        b = json.load(open(f"{out}/round{i}_{peer}.json")).get(peer_key)
+    for r in runs:
+        a, b = r["ours"].get(key), r[peer].get(key)
         cells.append(f"{a:.4g} / {b:.4g} = {a / b:.2f}x" if a and b else f"{a} / {b}")
     print(f"{label:40s} " + " | ".join(cells))
 print("(ratio: ours / peer; above 1 is faster for the rates, below 1 is faster for the times)")
