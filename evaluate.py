@@ -44,7 +44,7 @@ matplotlib.use("Agg")   # no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from nanoinstruct import common, rlhf  # noqa: E402
+from nanoinstruct import common, ddp, rlhf  # noqa: E402
 from nanoinstruct.data import lm_batch, open_tokens, pad_right, read_jsonl  # noqa: E402
 from nanoinstruct.model import generate, last_token_scores, response_logits  # noqa: E402
 from nanoinstruct.tokenizer import decode_response, encode_prompt  # noqa: E402
@@ -69,6 +69,7 @@ defaults = dict(
 )
 cfg = common.get_config(defaults)
 device, ctx, _ = common.setup(cfg)
+rank, n_proc = ddp.init_distributed(device)   # torchrun: the sampling batches are shared out; (0, 1) without
 world = importlib.import_module(cfg["world"])
 eval_dir = os.path.join(cfg["out"], "eval")
 os.makedirs(eval_dir, exist_ok=True)
@@ -97,13 +98,17 @@ print(f"{len(prompts)} evaluation prompts; policies: {', '.join(names)}")
 def sample_and_score(model, seed, temperature):
     """samples_per_prompt samples of every prompt at `temperature` -> per sample: gold score, RM
     score, KL to SFT (at cfg temperature), text; lists of n_samples * len(prompts), sample-major
-    (all prompts' first samples, then all second samples, ...)."""
-    gen = torch.Generator(device).manual_seed(seed)
-    out = {"gold": [], "rm": [], "kl": [], "texts": []}
+    (all prompts' first samples, then all second samples, ...).
+    torchrun: each process samples every n_proc-th batch with its own stream, and all of them
+    get every batch's values back, in order (the samples differ from one process's, not their law)."""
+    gen = torch.Generator(device).manual_seed(seed + 1_000_003 * rank)
+    mine = []
     block = model.config.block_size
     jobs = prompts * cfg["samples_per_prompt"]
-    for i in common.progress(range(0, len(jobs), cfg["batch_size"]), "  sampling: batch"):
+    for i in common.progress(range(rank * cfg["batch_size"], len(jobs), n_proc * cfg["batch_size"]), "  sampling: batch"):
         chunk = jobs[i:i + cfg["batch_size"]]
+        out = {"gold": [], "rm": [], "kl": [], "texts": []}
+        mine.append(out)
         ids = [encode_prompt(enc, p)[-(block - cfg["max_new_tokens"]):] for p in chunk]
         with ctx:
             tokens, pmask, logprobs, mask = generate(model, ids, cfg["max_new_tokens"], enc.eot_token,
@@ -120,7 +125,9 @@ def sample_and_score(model, seed, temperature):
             text, ended = decode_response(enc, t)
             out["gold"].append(world.gold_score(p, text, ended=ended))
             out["texts"].append(text + ("" if ended else " [no end-of-text]"))
-    return out
+    parts = ddp.gather(mine)   # [mine] on one process
+    batches = [parts[b % n_proc][b // n_proc] for b in range(sum(map(len, parts)))]   # batch b came from process b % n_proc
+    return {k: [v for out in batches for v in out[k]] for k in ("gold", "rm", "kl", "texts")}
 
 
 @functools.lru_cache(maxsize=None)   # the SFT model is measured as a policy and again as each reference
@@ -249,6 +256,8 @@ rm_summary = json.load(open(rm_summary_path)) if os.path.exists(rm_summary_path)
 report["reward_model"] = {"val_accuracy": rm_summary.get("val_accuracy"), "gold_accuracy": rm_summary.get("gold_accuracy"),
                           "labeler_agreement": rm_summary.get("labeler_agreement"),
                           "labeler_gold_accuracy": rm_summary.get("labeler_gold_accuracy")}
+if rank != 0:   # torchrun: rank 0 alone writes
+    raise SystemExit(0)
 times_path = os.path.join(cfg["out"], "wall_times.json")
 wall = json.load(open(times_path)) if os.path.exists(times_path) else {}
 wall["evaluate"] = time.time() - t_start

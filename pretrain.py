@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from nanoinstruct import common
+from nanoinstruct import common, ddp
 from nanoinstruct.data import lm_batch, open_tokens
 from nanoinstruct.rlhf import ptx_loss
 
@@ -61,7 +61,7 @@ if cfg["n_embd"] % cfg["n_head"]:
 
 # ----------------------------------------------------------------------------- setup
 device, ctx, dtype = common.setup(cfg)
-rank, world = common.init_distributed(device)   # (0, 1) without torchrun
+rank, world = ddp.init_distributed(device)   # (0, 1) without torchrun
 if cfg["grad_accum"] % world:
     common.die(f"--grad_accum={cfg['grad_accum']}: must be a multiple of the {world} processes "
                f"(each takes every {world}th micro-step of the global batch)")
@@ -130,8 +130,8 @@ for step in range(start, cfg["max_steps"]):
             loss = ptx_loss(train_model.lm_logits(train_model(x)), y) / cfg["grad_accum"]
         loss.backward()
         loss_sum += loss.item()
-    common.sum_grads(model)   # torchrun: the gradient of the whole global batch on every process
-    loss_sum = common.all_sum(loss_sum, device=device)
+    ddp.sum_grads(model)   # torchrun: the gradient of the whole global batch on every process
+    loss_sum = ddp.all_sum(loss_sum, device=device)
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
     common.check_finite(step, loss=loss_sum, grad_norm=grad_norm)   # the divergence guard
     optimizer.step()
@@ -145,11 +145,9 @@ for step in range(start, cfg["max_steps"]):
     if step % cfg["log_interval"] == 0 or metrics:
         log.log(step, tokens=tokens_since_log, loss=loss_sum, lr=lr, grad_norm=grad_norm.item(), **metrics)
         tokens_since_log = 0
-    if (step + 1) % cfg["ckpt_interval"] == 0 or last or step == cfg["stop_step"]:
+    common.mid_run_checkpoint(step, last, cfg, lambda: save(step))
+    if last:
         save(step)
-    if step == cfg["stop_step"]:
-        print(f"stopped after step {step} (stop_step); resume with --init_from=resume")
-        break
 
 print(common.summary_line("pretrain", time.time() - t0, os.path.join(cfg["out_dir"], "ckpt.pt"),
                           steps=step + 1, **{k: log.last[k] for k in ("train_loss", "val_loss") if k in log.last}))

@@ -29,7 +29,7 @@ logits for old, new and reference log-probs.
   CPU (default world, ~4 min):   python train_ppo.py                # PPO-ptx
                                  python train_ppo.py --ptx_coef=0 --out_dir=out/ppo   # plain PPO
   GPT-2 on HH-RLHF (GPU):        python train_ppo.py --config=configs/gpt2_hh_ppo.py
-  N GPUs (or CPU processes):     torchrun --nproc_per_node=N train_ppo.py   # rollouts split, batches global
+  N GPUs (or CPU processes):     torchrun --nproc_per_node=N train_ppo.py   # rollouts split; the 1-process run
 """
 import importlib
 import os
@@ -38,7 +38,7 @@ import time
 
 import torch
 
-from nanoinstruct import common, rlhf
+from nanoinstruct import common, ddp, rlhf
 from nanoinstruct.data import lm_batch, open_tokens, read_jsonl
 from nanoinstruct.model import generate, last_token_scores, position_ids, response_logits
 from nanoinstruct.tokenizer import decode_response, encode_prompt
@@ -88,12 +88,15 @@ if cfg["minibatch_size"] > cfg["rollout_batch"]:
 
 # ----------------------------------------------------------------------------- setup
 device, ctx, dtype = common.setup(cfg)
-rank, world = common.init_distributed(device)   # (0, 1) without torchrun
-for k in ("rollout_batch", "minibatch_size", "ptx_batch_size"):
+rank, world = ddp.init_distributed(device)   # (0, 1) without torchrun
+for k in ("rollout_batch", "ptx_batch_size"):
     if cfg[k] % world:
         common.die(f"--{k}={cfg[k]}: must be a multiple of the {world} processes (each takes its share)")
 rng = random.Random(cfg["seed"])
-sample_gen = torch.Generator(device).manual_seed(cfg["seed"] + rank)   # torchrun: each process its own samples
+# torchrun: every process holds the same streams and takes its share of what it draws (the
+# sampling noise of the whole rollout batch, the minibatches' permutation from torch's default
+# generator, the ptx windows), so N processes run the one-process run, to float rounding
+sample_gen = torch.Generator(device).manual_seed(cfg["seed"])
 ptx_gen = torch.Generator().manual_seed(cfg["seed"] + 1)
 
 # ----------------------------------------------------------------------------- models
@@ -142,22 +145,22 @@ def ptx_loss():
     torchrun: every process draws the whole batch (one data order) and takes its share."""
     x, y = lm_batch(ptx_tokens, cfg["ptx_batch_size"], cfg["ptx_block_size"], ptx_gen, device)
     if world > 1:
-        x, y = common.shard(x, rank, world), common.shard(y, rank, world)
+        x, y = ddp.shard(x, rank, world), ddp.shard(y, rank, world)
     return rlhf.ptx_loss(train_policy.lm_logits(train_policy(x)), y)
 
 
 def global_mean_var(x, mask):
     """torchrun: the masked mean and unbiased variance of x over the tokens of all processes (the
     statistics rlhf.whiten and rlhf.explained_variance take over one process's batch)."""
-    n, total = common.all_sum(mask.sum(), torch.where(mask, x, 0.0).sum(), device=device)
+    n, total = ddp.all_sum(mask.sum(), torch.where(mask, x, 0.0).sum(), device=device)
     mean = total / n
-    sq = common.all_sum(torch.where(mask, (x - mean) ** 2, 0.0).sum(), device=device)
+    sq = ddp.all_sum(torch.where(mask, (x - mean) ** 2, 0.0).sum(), device=device)
     return mean, sq / max(n - 1, 1)
 
 
 def global_mean(x, weight):
     """torchrun: a per-process mean made the global one (weight: this process's share of the count)."""
-    return common.all_sum(float(x) * weight, device=device) if world > 1 else float(x)
+    return ddp.all_sum(float(x) * weight, device=device) if world > 1 else float(x)
 
 
 def response_values(model, tokens, mask, Tp):
@@ -182,13 +185,14 @@ for it in range(start, cfg["iterations"]):
         rng.shuffle(order)
         cursor = 0
     batch_prompts = [prompts[i] for i in order[cursor:cursor + cfg["rollout_batch"]]]
-    batch_prompts = common.shard(batch_prompts, rank, world)       # torchrun: this process's share
+    batch_prompts = ddp.shard(batch_prompts, rank, world)       # torchrun: this process's share
     cursor += cfg["rollout_batch"]
     prompt_ids = [encode_prompt(enc, p)[-(block - cfg["max_new_tokens"]):] for p in batch_prompts]
     with ctx:
         tokens, prompt_mask, logprobs, mask = generate(policy, prompt_ids, cfg["max_new_tokens"], enc.eot_token,
                                                        temperature=cfg["temperature"], generator=sample_gen,
-                                                       cuda_graph=cfg["cuda_graph"])
+                                                       cuda_graph=cfg["cuda_graph"], shard=(rank, world),
+                                                       all_done=lambda done: ddp.all_true(done.all(), device))
     Tp = prompt_mask.size(1)
     full_mask = torch.cat([prompt_mask, mask], 1)                 # (B, Tp+Tn) real tokens
     n_real = mask.sum(1)                                          # (B,) response lengths
@@ -214,9 +218,14 @@ for it in range(start, cfg["iterations"]):
 
     # 5. PPO epochs over minibatches: clipped surrogate for the policy, clipped value loss
     stats = {k: [] for k in ("policy_loss", "value_loss", "clip_frac", "value_clip_frac", "approx_kl", "entropy", "ptx_loss")}
-    B = tokens.size(0)
-    minibatches = [mb for _ in range(cfg["ppo_epochs"]) for mb in torch.randperm(B, device=device).split(cfg["minibatch_size"] // world)]
-    for mb in minibatches:
+    B = tokens.size(0)   # this process's rollouts: rows rank, rank + world, ... of the global batch
+    minibatches = [mb for _ in range(cfg["ppo_epochs"]) for mb in
+                   torch.randperm(cfg["rollout_batch"], device=device).split(cfg["minibatch_size"])]
+    for mb in minibatches:   # global row ids; torchrun: this process takes its own (any number, maybe none)
+        if world > 1:
+            mine = mb[mb % world == rank] // world
+            n_mine = len(mine)   # none: a stand-in row weighted 0, so that the collectives still meet
+            mb = mine if n_mine else torch.zeros(1, dtype=torch.long, device=device)
         b_tokens, b_mask, b_full = tokens[mb], mask[mb], full_mask[mb]
         with ctx:
             logits = response_logits(train_policy, b_tokens, b_full, Tp, cfg["temperature"])   # (b, Tn, V)
@@ -224,12 +233,14 @@ for it in range(start, cfg["iterations"]):
             pg_loss, clip_frac, approx_kl = rlhf.policy_loss(new_logprobs, logprobs[mb], advantages[mb], b_mask, cfg["clip_eps"])
             # 6. ptx: + gamma * (LM loss on a pretraining batch), in the same step (eq. 2's second term)
             ptx = ptx_loss() if cfg["ptx_coef"] > 0 else torch.zeros((), device=device)
-        w = b_mask.sum().item() / common.all_sum(b_mask.sum(), device=device) if world > 1 else 1.0   # token share
-        if world > 1:   # each process's means weighted by its share, so that the summed gradients are the global ones
+        if world > 1:   # each process's means weighted by its share of the minibatch's tokens, so
+            n_tok = b_mask.sum().item() if n_mine else 0   # that the summed gradients are the global ones
+            w = n_tok / ddp.all_sum(n_tok, device=device)
             (w * pg_loss + cfg["ptx_coef"] * ptx / world).backward()
         else:
+            w = 1.0
             (pg_loss + cfg["ptx_coef"] * ptx).backward()
-        common.sum_grads(policy)
+        ddp.sum_grads(policy)
         grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg["grad_clip"])
         common.check_finite(it, policy_loss=pg_loss, ptx_loss=ptx, grad_norm=grad_norm)   # the divergence guard
         optimizer.step()
@@ -239,7 +250,7 @@ for it in range(start, cfg["iterations"]):
             new_values = response_values(train_value, b_tokens, b_full, Tp)
         v_loss, v_clip = rlhf.value_loss(new_values, values[mb], returns[mb], b_mask, cfg["value_clip_eps"])
         (w * v_loss if world > 1 else v_loss).backward()
-        common.sum_grads(value_model)
+        ddp.sum_grads(value_model)
         value_grad_norm = torch.nn.utils.clip_grad_norm_(value_model.parameters(), cfg["grad_clip"])
         common.check_finite(it, value_loss=v_loss, value_grad_norm=value_grad_norm)
         value_optimizer.step()
@@ -266,12 +277,7 @@ for it in range(start, cfg["iterations"]):
     for p, (t, e) in list(zip(batch_prompts, texts))[:cfg["log_samples"]]:
         print(f"  {p[-100:]!r} -> {t!r}{'' if e else ' [no end-of-text]'}")
     last = it == cfg["iterations"] - 1
-    if it == cfg["stop_step"] and not last:
-        save(it, finished=False)
-        print(f"stopped after iteration {it} (stop_step); resume with --init_from=resume")
-        raise SystemExit(0)
-    if cfg["ckpt_interval"] and (it + 1) % cfg["ckpt_interval"] == 0 and not last:
-        save(it, finished=False)
+    common.mid_run_checkpoint(it, last, cfg, lambda: save(it, finished=False), unit="iteration")
 
 # ----------------------------------------------------------------------------- save
 save(cfg["iterations"] - 1, finished=True)

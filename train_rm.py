@@ -25,7 +25,7 @@ import time
 
 import torch
 
-from nanoinstruct import common, data
+from nanoinstruct import common, data, ddp
 from nanoinstruct.data import comparison_batch, drop_unended, encode_example, pad_right, read_jsonl
 from nanoinstruct.model import last_token_scores
 from nanoinstruct.rlhf import pairs_from_ranking, ranking_accuracy, ranking_loss
@@ -64,7 +64,7 @@ common.check_settings(cfg, positive=("epochs", "batch_size", "lr", "eval_interva
 
 # ----------------------------------------------------------------------------- setup
 device, ctx, dtype = common.setup(cfg)
-rank, world = common.init_distributed(device)   # (0, 1) without torchrun
+rank, world = ddp.init_distributed(device)   # (0, 1) without torchrun
 rng = random.Random(cfg["seed"])
 
 # ----------------------------------------------------------------------------- models
@@ -183,7 +183,7 @@ for step in range(start, max_steps):
     if i == 0:
         rng.shuffle(order)
     batch = [train[j] for j in order[i * cfg["batch_size"]:(i + 1) * cfg["batch_size"]]]
-    mine = common.shard(batch, rank, world)   # torchrun: this process's prompts (all of them on one)
+    mine = ddp.shard(batch, rank, world)   # torchrun: this process's prompts (all of them on one)
     x, last, rows, _, cut = comparison_batch(mine, enc, block, device)
     lr = common.cosine_lr(step, max_steps, cfg["lr"], cfg["warmup_steps"], cfg["min_lr_frac"])
     common.set_lr(optimizer, lr)
@@ -193,17 +193,17 @@ for step in range(start, max_steps):
     if world > 1:   # the mean over the global batch's prompts: each process weighs its share
         loss = loss * len(mine) / len(batch)
     loss.backward()
-    common.sum_grads(model)   # torchrun: the gradient of the whole global batch on every process
+    ddp.sum_grads(model)   # torchrun: the gradient of the whole global batch on every process
     if world > 1:
-        loss = torch.tensor(common.all_sum(loss.item(), device=device))
+        loss = torch.tensor(ddp.all_sum(loss.item(), device=device))
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
     common.check_finite(step, loss=loss, grad_norm=grad_norm)   # the divergence guard
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     c, p = ranking_accuracy(rewards.detach(), ranking)
     if world > 1:   # the global batch's accuracy and cuts
-        c, p = (torch.tensor(v) for v in common.all_sum(c, p, device=device))
-        cut = int(common.all_sum(cut, device=device))
+        c, p = (torch.tensor(v) for v in ddp.all_sum(c, p, device=device))
+        cut = int(ddp.all_sum(cut, device=device))
     tokens_since_log += x.numel()
     train_cut += cut
 
@@ -214,12 +214,7 @@ for step in range(start, max_steps):
         log.log(step, tokens=tokens_since_log, loss=loss.item(), accuracy=c.item() / max(p.item(), 1),
                 lr=lr, grad_norm=grad_norm.item(), **metrics)
         tokens_since_log = 0
-    if step == cfg["stop_step"] and not last_step:
-        save(step, finished=False)
-        print(f"stopped after step {step} (stop_step); resume with --init_from=resume")
-        raise SystemExit(0)
-    if cfg["ckpt_interval"] and (step + 1) % cfg["ckpt_interval"] == 0 and not last_step:
-        save(step, finished=False)
+    common.mid_run_checkpoint(step, last_step, cfg, lambda: save(step, finished=False))
 if train_cut:
     print(f"{train_cut} training prompt tokens were cut (from the left) to fit {block}")
 

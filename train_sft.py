@@ -29,7 +29,7 @@ import time
 
 import torch
 
-from nanoinstruct import common, data
+from nanoinstruct import common, data, ddp
 from nanoinstruct.data import encode_example, lm_batch, open_tokens, read_jsonl, sft_batch
 from nanoinstruct.model import generate
 from nanoinstruct.rlhf import ptx_loss, sft_loss
@@ -66,7 +66,7 @@ common.check_settings(cfg, positive=("epochs", "batch_size", "lr", "eval_interva
 
 # ----------------------------------------------------------------------------- setup
 device, ctx, dtype = common.setup(cfg)
-rank, world = common.init_distributed(device)   # (0, 1) without torchrun
+rank, world = ddp.init_distributed(device)   # (0, 1) without torchrun
 rng = random.Random(cfg["seed"])   # shuffles the demonstrations each epoch
 
 # ----------------------------------------------------------------------------- models
@@ -161,12 +161,12 @@ for step in range(start, max_steps):
     lr = common.cosine_lr(step, max_steps, cfg["lr"], cfg["warmup_steps"], cfg["min_lr_frac"])
     common.set_lr(optimizer, lr)
     batch = order[i * cfg["batch_size"]:(i + 1) * cfg["batch_size"]]
-    x, y, mask = sft_batch([train_ex[j] for j in common.shard(batch, rank, world)], enc.eot_token, device)
+    x, y, mask = sft_batch([train_ex[j] for j in ddp.shard(batch, rank, world)], enc.eot_token, device)
     # the pretraining mix: whole windows of the corpus join the batch whenever they are owed,
     # so that ptx_frac of all learned tokens are pretraining text; one token-weighted mean
     # (torchrun: this process's demonstrations and windows, each weighted by the global count)
     n_resp = mask.sum().item() if ptx_tokens is not None or world > 1 else 0   # (a GPU sync)
-    n_resp_all = common.all_sum(n_resp, device=device)
+    n_resp_all = ddp.all_sum(n_resp, device=device)
     ptx_owed += ptx_ratio * n_resp_all
     n_win, ptx_owed = int(ptx_owed // block), ptx_owed % block
     with ctx:
@@ -177,7 +177,7 @@ for step in range(start, max_steps):
             loss = loss * n_resp / (n_resp_all + n_win * block)
         if n_win:
             px, py = lm_batch(ptx_tokens, n_win, block, ptx_gen, device)
-            px, py = common.shard(px, rank, world), common.shard(py, rank, world)
+            px, py = ddp.shard(px, rank, world), ddp.shard(py, rank, world)
             ptx = ptx_loss(train_model.lm_logits(train_model(px)), py) if len(py) else 0.0
             if world == 1:
                 loss = (n_resp * loss + py.numel() * ptx) / (n_resp + py.numel())
@@ -186,9 +186,9 @@ for step in range(start, max_steps):
             ptx_seen += n_win * block
     resp_seen += n_resp_all
     loss.backward()
-    common.sum_grads(model)   # torchrun: the gradient of the whole global batch on every process
+    ddp.sum_grads(model)   # torchrun: the gradient of the whole global batch on every process
     if world > 1:
-        loss = torch.tensor(common.all_sum(loss.item(), device=device))   # the global batch's loss
+        loss = torch.tensor(ddp.all_sum(loss.item(), device=device))   # the global batch's loss
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
     common.check_finite(step, loss=loss, grad_norm=grad_norm)   # the divergence guard
     optimizer.step()
@@ -203,12 +203,7 @@ for step in range(start, max_steps):
         tokens_since_log = 0
     if metrics and cfg["n_samples"]:
         show_samples()
-    if step == cfg["stop_step"] and not last:
-        save(step, finished=False)
-        print(f"stopped after step {step} (stop_step); resume with --init_from=resume")
-        break
-    if cfg["ckpt_interval"] and (step + 1) % cfg["ckpt_interval"] == 0 and not last:
-        save(step, finished=False)
+    common.mid_run_checkpoint(step, last, cfg, lambda: save(step, finished=False))
 
 if ptx_tokens is not None:
     print(f"pretraining mix: {ptx_seen} corpus tokens and {resp_seen} response tokens learned "

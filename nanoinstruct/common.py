@@ -1,7 +1,7 @@
 """What every stage script shares: config, device and dtype, optimizer and schedule, checkpoints,
-model loading, and the metrics log. Nothing here knows about any one stage."""
+model loading, resume and the divergence guard, and the metrics log (torchrun helpers: ddp.py).
+Nothing here knows about any one stage."""
 import ast
-import atexit
 import contextlib
 import io
 import json
@@ -18,7 +18,7 @@ from dataclasses import asdict, fields
 
 import torch
 
-from nanoinstruct import data, gpt2, tokenizer
+from nanoinstruct import data, ddp, gpt2, tokenizer
 from nanoinstruct.model import GPT, GPTConfig
 
 
@@ -27,6 +27,7 @@ from nanoinstruct.model import GPT, GPTConfig
 def die(msg):
     """A user error: one line on stderr, exit status 2 (what argparse does too)."""
     print(f"error: {msg}", file=sys.stderr)
+    ddp.failed()
     sys.exit(2)
 
 
@@ -212,7 +213,7 @@ def check_settings(cfg, positive=(), non_negative=(), fractions=()):
 def get_device(name="auto"):
     """The device by name, or the best there is (cuda -> mps -> cpu). Under torchrun with CUDA,
     "cuda" is this process's own GPU, cuda:LOCAL_RANK."""
-    if name in ("auto", "cuda") and torch.cuda.is_available() and world_size() > 1:
+    if name in ("auto", "cuda") and torch.cuda.is_available() and ddp.world_size() > 1:
         return f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
     if name != "auto":
         return name
@@ -299,7 +300,7 @@ def write_atomic(path, write):
     share one), fsync it, then os.replace it onto path. A kill at any moment leaves either the old
     file or the new one, never a torn one; the temp file of a failed write is removed. Under
     torchrun only rank 0 writes."""
-    if not is_main():
+    if not ddp.is_main():
         return
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.{os.getpid()}.{random.SystemRandom().randrange(1 << 32):08x}.tmp"
@@ -386,7 +387,7 @@ def save_run(out_dir, cfg, model, step, optimizer=None, **extra):
     """Write out_dir/ckpt.pt (DESIGN.md layout) and out_dir/config.json. extra may carry
     finished=False (a mid-run checkpoint: later stages refuse it, --init_from=resume continues it)
     and rng=rng_state(...)."""
-    if not is_main():
+    if not ddp.is_main():
         return
     os.makedirs(out_dir, exist_ok=True)
     m = raw_model(model)
@@ -428,80 +429,31 @@ def load_model(init_from, device="cpu", verbose=True, partial_ok=False, **overri
     return model.to(device), ckpt
 
 
-# ----------------------------------------------------------------------------- distributed (torchrun)
-
-def world_size():
-    """Processes of this run: WORLD_SIZE under torchrun, else 1."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def init_distributed(device):
-    """Under torchrun (WORLD_SIZE > 1): join the process group, NCCL on GPUs (one per process),
-    gloo on CPU; ranks other than 0 print nothing. Returns (rank, world_size); (0, 1) in a plain
-    process, where nothing here runs and the code path is the single-process one."""
-    if world_size() == 1:
-        return 0, 1
-    import torch.distributed as dist
-    if str(device).startswith("cuda"):
-        torch.cuda.set_device(device)
-    dist.init_process_group("nccl" if str(device).startswith("cuda") else "gloo")
-    atexit.register(dist.destroy_process_group)
-    if dist.get_rank() != 0:
-        sys.stdout = open(os.devnull, "w")
-    return dist.get_rank(), dist.get_world_size()
-
-
-def is_main():
-    """Rank 0 (or a plain process): the one process that writes files."""
-    dist = torch.distributed
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
-
-
-def all_sum(*values, device="cpu"):
-    """Each value summed over all processes (as floats); the values themselves without torchrun."""
-    if world_size() == 1 or not torch.distributed.is_initialized():
-        return values if len(values) > 1 else values[0]
-    t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=device)
-    torch.distributed.all_reduce(t)
-    out = tuple(t.tolist())
-    return out if len(out) > 1 else out[0]
-
-
-def sum_grads(model):
-    """Data parallelism: each parameter's gradient summed over all processes, in one flat
-    all-reduce (each process backpropagates its share of the global batch, its loss already
-    divided by the global count, so the sum is the single-process gradient). A parameter a
-    process left without a gradient (no data this step) counts as zero."""
-    if world_size() == 1:
-        return
-    params = [p for p in model.parameters() if p.requires_grad]
-    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    torch.distributed.all_reduce(flat)
-    for p, g in zip(params, flat.split([g.numel() for g in grads])):
-        p.grad = g.view_as(p).clone()
-
-
-def shard(items, rank, world):
-    """This process's share of a batch: every world-th item from rank (all of them on one)."""
-    return items[rank::world]
-
-
 # ----------------------------------------------------------------------------- resume, faults
 
 def rng_state(**generators):
     """Every random stream a run draws from, for a checkpoint: torch's CPU and CUDA default
-    generators (dropout, randperm) and the named torch.Generator / random.Random objects."""
+    generators (dropout, randperm) and the named torch.Generator / random.Random objects.
+    torchrun: every process's own as well, gathered ("per_rank"; every process must call this,
+    rank 0 writes it): their dropout streams part ways as soon as their shares differ in shape."""
     state = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     for name, g in generators.items():
         state[name] = g.getstate() if isinstance(g, random.Random) else g.get_state()
-    return state
+    return state if ddp.world_size() == 1 else {**state, "per_rank": ddp.gather(state)}
 
 
 def restore_rng(state, **generators):
-    """Undo rng_state: set torch's generators and each named one back to the saved state."""
+    """Undo rng_state: set torch's generators and each named one back to the saved state (under
+    torchrun, this process's own; from a checkpoint of another number of processes, rank 0's,
+    which continues the run, but not exactly)."""
+    ranks = state.get("per_rank", [state])
+    rank = torch.distributed.get_rank() if ddp.world_size() > 1 and torch.distributed.is_initialized() else 0
+    if len(ranks) != ddp.world_size():
+        print(f"resume: the checkpoint holds the random state of {len(ranks)} process(es), this run has "
+              f"{ddp.world_size()}: it continues, but not exactly as the saved run would have")
+    state = ranks[rank] if rank < len(ranks) else state
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -530,6 +482,19 @@ def resume_config(cfg, defaults, always_now=("out_dir", "stop_step")):
     return ckpt, merged
 
 
+def mid_run_checkpoint(step, last, cfg, save, unit="step"):
+    """A stage loop's checkpoints before its end (the end's is the caller's): every ckpt_interval
+    steps (0: none), and after stop_step, as if pre-empted: write it, say how to resume, exit 0."""
+    if last:
+        return
+    if step == cfg["stop_step"]:
+        save()
+        print(f"stopped after {unit} {step} (stop_step); resume with --init_from=resume")
+        raise SystemExit(0)
+    if cfg["ckpt_interval"] and (step + 1) % cfg["ckpt_interval"] == 0:
+        save()
+
+
 def check_finite(step, **quantities):
     """The divergence guard: a NaN or inf loss, reward or gradient norm ends the run here, with
     exit status 3, naming the step and the quantity. It runs before the optimizer step and before
@@ -542,6 +507,7 @@ def check_finite(step, **quantities):
     name, v = next((n, x.item()) for n, x in zip(quantities, values) if not torch.isfinite(x))
     print(f"error: step {step}: {name} is {v}: the run diverged and stops (nothing of this step "
           f"is saved; the last checkpoint stays). Try a lower --lr.", file=sys.stderr, flush=True)
+    ddp.failed()
     sys.exit(3)
 
 
@@ -552,7 +518,7 @@ def lock_out_dir(out_dir):
     """Refuse a second run on the same out_dir while this one lives: an flock on out_dir/run.lock,
     which the kernel releases when the process ends in any way (kill -9 leaves no stale lock).
     Holding it, the temp files that killed runs left behind are removed. (Rank 0 holds it.)"""
-    if not is_main():
+    if not ddp.is_main():
         return
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, "run.lock")
@@ -586,7 +552,7 @@ class MetricsLog:
     def __init__(self, out_dir, max_steps, resume_step=None, name="metrics.jsonl"):
         self.fd = None   # (torchrun: ranks other than 0 write nothing)
         path = os.path.join(out_dir, name)
-        if is_main():
+        if ddp.is_main():
             os.makedirs(out_dir, exist_ok=True)
             if resume_step is not None and os.path.exists(path):
                 self._truncate(path, resume_step)

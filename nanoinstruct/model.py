@@ -246,13 +246,17 @@ def filter_logits(logits, top_k=None, top_p=None):
     return logits
 
 
-def sample_logits(logits, temperature=1.0, top_k=None, top_p=None, generator=None):
+def sample_logits(logits, temperature=1.0, top_k=None, top_p=None, generator=None, shard=(0, 1)):
     """(B, V) logits -> (B,) sampled tokens and (B,) their float32 log-probs under
     softmax(logits / temperature) (temperature 1 when greedy), before top-k/top-p filtering: the
     policy's own log-prob, which PPO's ratio needs. temperature 0 is greedy decoding.
     The draw is torch.multinomial(probs, 1)'s own, argmax(probs / q) with q ~ Exp(1) (the same
     tokens, the same generator state), written out because multinomial checks its input on the
-    host, which a CUDA graph cannot capture."""
+    host, which a CUDA graph cannot capture.
+    shard = (rank, world): these B rows are rows rank, rank + world, ... of a batch of B * world
+    (ddp.shard's layout), and the noise q is drawn for that whole batch, each row taking its
+    own: the same tokens as sampling the whole batch in one process (torchrun: the draw does not
+    depend on how the batch is split). (0, 1), one process, is the plain draw."""
     logits = logits.float()
     if temperature > 0 and temperature != 1:
         logits = logits / temperature
@@ -261,13 +265,15 @@ def sample_logits(logits, temperature=1.0, top_k=None, top_p=None, generator=Non
         tok = logits.argmax(-1)
     else:
         probs = F.softmax(filter_logits(logits, top_k, top_p), dim=-1)
-        tok = (probs / torch.empty_like(probs).exponential_(1, generator=generator)).argmax(-1)
+        rank, world = shard
+        q = probs.new_empty(world * probs.size(0), probs.size(1)).exponential_(1, generator=generator)   # (B*world, V)
+        tok = (probs / q[rank::world]).argmax(-1)
     return tok, logp.gather(1, tok[:, None]).squeeze(1)
 
 
 @torch.no_grad()
 def generate(model, prompts, max_new_tokens, eot_id, temperature=1.0, top_k=None, top_p=None, generator=None,
-             cuda_graph=False):
+             cuda_graph=False, shard=(0, 1), all_done=None):
     """Batched sampling with a static KV cache for prompts of different lengths.
 
     prompts: list of B token lists. They are left-padded to Tp (pad id = eot_id) with position
@@ -279,6 +285,13 @@ def generate(model, prompts, max_new_tokens, eot_id, temperature=1.0, top_k=None
     all in place on static tensors) as a CUDA graph and replay it per new token; elsewhere, and
     with a user generator on a torch too old to register one with a graph (< 2.5), the same step
     runs eagerly.
+    shard = (rank, world): under torchrun, these prompts are this process's rows of a global batch
+    (ddp.shard), and each step's noise is drawn for the whole of it (sample_logits): with the
+    same generator state on every process, each row gets the tokens one process would give it
+    (to float rounding: the padding differs), however the batch is split.
+    all_done: done (B,) bool -> whether sampling may stop (default: every row ended). torchrun
+    passes one that asks every process (ddp.all_true), so that all of them run as many steps as
+    one process would, and their generators stay in step.
 
     Returns
       tokens        (B, Tp + Tn) long: left-padded prompts, then responses (Tn <= max_new_tokens)
@@ -314,7 +327,7 @@ def generate(model, prompts, max_new_tokens, eot_id, temperature=1.0, top_k=None
 
     def record(h):
         """Sample from the last hidden states (B, C) and write column t."""
-        new, logp = sample_logits(model.lm_logits(h), temperature, top_k, top_p, generator)
+        new, logp = sample_logits(model.lm_logits(h), temperature, top_k, top_p, generator, shard)
         new = torch.where(done, eot_id, new)
         logprobs.index_copy_(1, t, torch.where(done, 0.0, logp)[:, None])
         real.copy_(~done[:, None])   # the end-of-text itself is real, what follows it is not
@@ -330,9 +343,10 @@ def generate(model, prompts, max_new_tokens, eot_id, temperature=1.0, top_k=None
         next_pos.add_(1)
         record(h)
 
+    finished = all_done or (lambda d: bool(d.all()))
     record(h)
     n = 1
-    if cuda_graph and device.type == "cuda" and Tn > 2 and not done.all():
+    if cuda_graph and device.type == "cuda" and Tn > 2 and not finished(done):
         graph = torch.cuda.CUDAGraph()
         if generator is not None and not hasattr(graph, "register_generator_state"):
             graph = None   # old torch: only the default generator can be captured
@@ -348,7 +362,7 @@ def generate(model, prompts, max_new_tokens, eot_id, temperature=1.0, top_k=None
             with torch.cuda.graph(graph):
                 step()   # captured, not run
             step = graph.replay
-    while n < Tn and not done.all():
+    while n < Tn and not finished(done):
         step()
         n += 1
     model.train(was_training)

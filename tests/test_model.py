@@ -128,6 +128,31 @@ def test_static_cache_sampler_matches_reference_for_a_fixed_seed(kw):
         assert not got[3].all() and got[3][:, 0].all()   # the test covers early stops
 
 
+def responses(out):
+    """generate's output -> per row (its response tokens, their log-probs), padding stripped."""
+    tokens, pmask, logprobs, rmask = out
+    return [(t[pmask.size(1):][m].tolist(), lp[m]) for t, lp, m in zip(tokens, logprobs, rmask)]
+
+
+def test_sharded_sampling_equals_the_whole_batch():
+    """torchrun: each process samples its rows (ddp.shard's layout) of a global batch with
+    shard=(rank, world) and the same generator state: every row gets the response the one-process
+    call gives it, although each process pads, and stops early, on its own rows only."""
+    m = tiny()
+    with torch.no_grad():   # some sequences stop early
+        m.lm_head.weight[EOT] = m.lm_head.weight[:8].mean(0) * 60
+    prompts = [[1, 2, 3, 4, 5, 6, 7], [8, 9], [10, 11, 12], [13], [14, 15, 16, 17], [18, 19]]
+    whole = responses(generate(m, prompts, 16, EOT, generator=torch.Generator().manual_seed(5)))
+    for world in (2, 3):
+        for rank in range(world):
+            part = responses(generate(m, prompts[rank::world], 16, EOT, generator=torch.Generator().manual_seed(5),
+                                      shard=(rank, world)))
+            for (tok, lp), (want_tok, want_lp) in zip(part, whole[rank::world]):
+                assert tok == want_tok
+                torch.testing.assert_close(lp, want_lp, rtol=0, atol=1e-5)
+    assert len({len(t) for t, _ in whole}) > 2   # ragged responses: the shards stop at different steps
+
+
 def test_sample_logits_draws_as_multinomial():
     logits = torch.randn(6, 50)
     g1, g2 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)

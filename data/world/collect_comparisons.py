@@ -22,7 +22,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))   # repo root
-from nanoinstruct import common, world
+from nanoinstruct import common, ddp, world
 from nanoinstruct.data import read_jsonl, write_jsonl
 from nanoinstruct.model import generate
 from nanoinstruct.tokenizer import decode_response, encode_prompt
@@ -41,7 +41,7 @@ defaults = dict(
 )
 cfg = common.get_config(defaults)
 device, ctx, _ = common.setup(cfg)
-rank, world_size = common.init_distributed(device)   # torchrun: the batches are shared out; (0, 1) without
+rank, world_size = ddp.init_distributed(device)   # torchrun: the batches are shared out; (0, 1) without
 rng = random.Random(cfg["seed"])
 gen = torch.Generator(device).manual_seed(cfg["seed"] + rank)
 
