@@ -44,10 +44,8 @@ matplotlib.use("Agg")   # no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from nanoinstruct import common, ddp, rlhf  # noqa: E402
+from nanoinstruct import common, ddp, rlhf, scoring  # noqa: E402
 from nanoinstruct.data import lm_batch, open_tokens, pad_right, read_jsonl  # noqa: E402
-from nanoinstruct.model import generate, last_token_scores, response_logits  # noqa: E402
-from nanoinstruct.tokenizer import decode_response, encode_prompt  # noqa: E402
 
 # ----------------------------------------------------------------------------- config
 defaults = dict(
@@ -103,28 +101,12 @@ def sample_and_score(model, seed, temperature):
     get every batch's values back, in order (the samples differ from one process's, not their law)."""
     gen = torch.Generator(device).manual_seed(seed + 1_000_003 * rank)
     mine = []
-    block = model.config.block_size
     jobs = prompts * cfg["samples_per_prompt"]
     for i in common.progress(range(rank * cfg["batch_size"], len(jobs), n_proc * cfg["batch_size"]), "  sampling: batch"):
-        chunk = jobs[i:i + cfg["batch_size"]]
-        out = {"gold": [], "rm": [], "kl": [], "texts": []}
+        out = scoring.sample_and_score(model, sft, reward_model, enc, jobs[i:i + cfg["batch_size"]], temperature, gen,
+                                       world.gold_score, cfg["no_eot_score"], cfg["max_new_tokens"], cfg["temperature"], ctx)
+        out["texts"] = [t + ("" if e else " [no end-of-text]") for t, e in zip(out["texts"], out["ended"])]
         mine.append(out)
-        ids = [encode_prompt(enc, p)[-(block - cfg["max_new_tokens"]):] for p in chunk]
-        with ctx:
-            tokens, pmask, logprobs, mask = generate(model, ids, cfg["max_new_tokens"], enc.eot_token,
-                                                     temperature, generator=gen)
-            Tp = pmask.size(1)
-            full = torch.cat([pmask, mask], 1)
-            sft_logits = response_logits(sft, tokens, full, Tp, cfg["temperature"])
-            rm = last_token_scores(reward_model, tokens, Tp + mask.sum(1) - 1, full)
-        rm = rlhf.penalize_unended(rm, (tokens[:, Tp:] == enc.eot_token).any(1), cfg["no_eot_score"])
-        ref_logprobs = rlhf.logprobs_from_logits(sft_logits, tokens[:, Tp:])
-        out["kl"] += torch.where(mask, logprobs - ref_logprobs, 0.0).sum(1).tolist()
-        out["rm"] += rm.tolist()
-        for p, t in zip(chunk, tokens[:, Tp:].tolist()):
-            text, ended = decode_response(enc, t)
-            out["gold"].append(world.gold_score(p, text, ended=ended))
-            out["texts"].append(text + ("" if ended else " [no end-of-text]"))
     parts = ddp.gather(mine)   # [mine] on one process
     batches = [parts[b % n_proc][b // n_proc] for b in range(sum(map(len, parts)))]   # batch b came from process b % n_proc
     return {k: [v for out in batches for v in out[k]] for k in ("gold", "rm", "kl", "texts")}

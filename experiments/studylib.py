@@ -14,9 +14,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 import torch  # noqa: E402
 
-from nanoinstruct import common, rlhf  # noqa: E402
-from nanoinstruct.model import generate, last_token_scores, response_logits  # noqa: E402
-from nanoinstruct.tokenizer import decode_response, encode_prompt  # noqa: E402
+from nanoinstruct import common, scoring  # noqa: E402
 
 
 def arg(key, value):
@@ -64,37 +62,22 @@ def load(path, device, **overrides):
     return model.eval(), ckpt
 
 
-@torch.no_grad()
 def sample_scored(policy, sft, reward_model, enc, prompts, n, temperature, seed, gold_score, ppo_cfg,
                   max_new_tokens=48, batch_size=128, ctx=contextlib.nullcontext()):
     """n samples of every prompt from `policy` at `temperature` -> {"gold", "rm", "kl"}, each a
-    list with one list of n floats per prompt:
-      gold  the world's gold score (a response that never ends judged so)
-      rm    the reward model's score at the response's last token, unended ones as PPO scores them
-      kl    log pi(y|x) - log pi_SFT(y|x) summed over the response tokens, pi at `temperature` and
-            pi_SFT at 1: a one-sample estimate of KL(pi || pi_SFT), the KL that evaluate.py reports
-    Sampling is sample-major (all prompts' first samples, then the second ones, ...), seeded."""
+    list with one list of n floats per prompt (scoring.sample_and_score's three scores; the KL
+    with pi_SFT at 1, the KL that evaluate.py reports). Sample-major (all prompts' first samples,
+    then the second ones, ...), seeded."""
     gen = torch.Generator(policy.lm_head.weight.device).manual_seed(seed)
     jobs = list(range(len(prompts))) * n
-    block, eot = policy.config.block_size, enc.eot_token
     out = {k: [[] for _ in prompts] for k in ("gold", "rm", "kl")}
     for i in range(0, len(jobs), batch_size):
         chunk = jobs[i:i + batch_size]
-        ids = [encode_prompt(enc, prompts[j])[-(block - max_new_tokens):] for j in chunk]
-        with ctx:
-            tokens, pmask, logprobs, mask = generate(policy, ids, max_new_tokens, eot, temperature, generator=gen)
-            Tp = pmask.size(1)
-            full = torch.cat([pmask, mask], 1)                        # (B, Tp + Tn)
-            sft_logits = response_logits(sft, tokens, full, Tp)       # (B, Tn, V), temperature 1
-            rm = last_token_scores(reward_model, tokens, Tp + mask.sum(1) - 1, full)   # (B,)
-        ended = (tokens[:, Tp:] == eot).any(1)                        # (B,)
-        rm = rlhf.penalize_unended(rm.float(), ended, ppo_cfg["no_eot_score"])   # as PPO scores them: one scale
-        kl = torch.where(mask, logprobs - rlhf.logprobs_from_logits(sft_logits, tokens[:, Tp:]), 0.0).sum(1)
-        for j, t, r, k in zip(chunk, tokens[:, Tp:].tolist(), rm.tolist(), kl.tolist()):
-            text, e = decode_response(enc, t)
-            out["gold"][j].append(gold_score(prompts[j], text, ended=e))
-            out["rm"][j].append(r)
-            out["kl"][j].append(k)
+        got = scoring.sample_and_score(policy, sft, reward_model, enc, [prompts[j] for j in chunk], temperature, gen,
+                                       gold_score, ppo_cfg["no_eot_score"], max_new_tokens, 1.0, ctx)
+        for k in out:
+            for j, v in zip(chunk, got[k]):
+                out[k][j].append(v)
     return out
 
 
