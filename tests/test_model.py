@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nanoinstruct.model import GPT, GPTConfig, KVCache, filter_logits, generate, position_ids, sample_logits
+from nanoinstruct.model import GPT, GPTConfig, KVCache, exponential_noise, filter_logits, generate, position_ids, sample_logits
 
 EOT = 63
 
@@ -160,6 +160,17 @@ def test_sample_logits_draws_as_multinomial():
     want = torch.multinomial(F.softmax(logits / 0.8, -1), 1, generator=g2).squeeze(1)
     assert torch.equal(tok, want)
     torch.testing.assert_close(logp, F.log_softmax(logits / 0.8, -1).gather(1, want[:, None]).squeeze(1))
+
+
+def test_exponential_noise_is_exponential_():
+    """The CPU noise, written as rand + log1p for speed, is Tensor.exponential_'s to the bit, and
+    leaves the generator where exponential_ does (the samples of every seeded run stay the same)."""
+    g1, g2 = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
+    for shape in ((16, 8193), (3, 5), (1, 1)):
+        want = torch.empty(shape).exponential_(1, generator=g1)
+        got = exponential_noise(*shape, g2, torch.device("cpu"))
+        assert got.dtype == torch.float32 and torch.equal(got, want), shape
+    assert torch.equal(g1.get_state(), g2.get_state())
 
 
 def test_greedy_equals_topk1_and_argmax_loop():
