@@ -3,6 +3,7 @@ model loading, resume and the divergence guard, and the metrics log (torchrun he
 Nothing here knows about any one stage."""
 import ast
 import contextlib
+import ctypes
 import io
 import json
 import math
@@ -230,6 +231,23 @@ def cpu_has_bf16():
     return any(c() for c in checks if c is not None)
 
 
+def keep_freed_memory():
+    """CPU: have glibc's malloc keep large freed blocks for the next step instead of returning them
+    to the OS. A training step's logits (8 x 255 x 8193 floats at bench.py's shape: 67 MB), their
+    log-softmax and their gradient are above glibc's mmap threshold (at most 32 MB), so each one is
+    a fresh mmap whose every page the kernel faults in and zeroes on first touch, every step, then
+    unmaps: 10-30% of a training step here (experiments/profile_steps.py: aten::fill_ of the
+    logits' gradient alone took 80 ms of a 1.0 s step). jemalloc and tcmalloc, which Intel's
+    PyTorch CPU guide preloads, avoid the same cost. Returns whether it took (only on glibc: not
+    on macOS, Windows or musl)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3   # <malloc.h>
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, 1 << 30) and libc.mallopt(M_TRIM_THRESHOLD, 1 << 30))
+
+
 def setup(cfg):
     """Seed, pick the device and the one autocast context. Returns (device, autocast_ctx, dtype).
     dtype "auto": bfloat16 autocast where the hardware computes in bf16 natively (CUDA GPUs that
@@ -243,6 +261,8 @@ def setup(cfg):
         dtype = "bfloat16" if native_bf16 is not None and native_bf16() else "float32"
     if dtype not in ("float32", "bfloat16", "float16"):
         die(f"--dtype={dtype}: expected float32, bfloat16, float16 or auto")
+    if device == "cpu":
+        keep_freed_memory()
     if device == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
