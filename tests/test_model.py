@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nanoinstruct.model import GPT, GPTConfig, KVCache, exponential_noise, filter_logits, generate, position_ids, sample_logits
+from nanoinstruct.model import GPT, GPTConfig, KVCache, attend, exponential_noise, filter_logits, generate, position_ids, sample_logits
 
 EOT = 63
 
@@ -236,6 +236,32 @@ def test_scalar_head_is_float32_under_bf16_autocast():
             mixed = m.scores(h)
     assert mixed.dtype == torch.float32
     torch.testing.assert_close(mixed, exact, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("case", ["causal", "padded", "decode"])
+def test_attend_bf16_cpu_path_equals_sdpa(case):
+    """On CPU in bf16, attend() computes attention with its own products; it must be SDPA's
+    attention (fp32 SDPA on the same bf16 inputs, to bf16 rounding), values and gradients."""
+    torch.manual_seed(0)
+    B, nh, hs, S = 3, 2, 16, 12
+    Tq = 1 if case == "decode" else S
+    q, k, v = (torch.randn(B, nh, n, hs).bfloat16().requires_grad_() for n in (Tq, S, S))
+    mask = None
+    if case != "causal":   # left padding: row b's first 2b keys are pads; a query always sees itself
+        real = torch.arange(S).view(1, S) >= 2 * torch.arange(B).view(B, 1)
+        q_at = torch.arange(S - Tq, S).view(Tq, 1)
+        mask = (torch.arange(S).view(1, S) <= q_at) & (real.view(B, 1, 1, S) | (torch.arange(S).view(1, S) == q_at))
+    y = attend(q, k, v, mask)
+    ref = F.scaled_dot_product_attention(*(t.float() for t in (q, k, v)), attn_mask=mask, is_causal=mask is None)
+    assert y.dtype == torch.bfloat16 and y.shape == ref.shape
+    torch.testing.assert_close(y.float(), ref, rtol=0, atol=2e-2)
+    g = torch.randn_like(ref)
+    grads = torch.autograd.grad((y.float() * g).sum(), (q, k, v))
+    ref_grads = torch.autograd.grad((ref * g).sum(), (q, k, v))
+    for a, b in zip(grads, ref_grads):
+        torch.testing.assert_close(a.float(), b.float(), rtol=0, atol=5e-2)
+    qf, kf, vf = (t.detach().float() for t in (q, k, v))   # fp32: SDPA itself
+    assert torch.equal(attend(qf, kf, vf, mask), F.scaled_dot_product_attention(qf, kf, vf, attn_mask=mask, is_causal=mask is None))
 
 
 def test_dropout_is_configurable():
