@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job: the whole InstructGPT pipeline on the default world, on a laptop CPU.
 #
-#   bash run.sh [OUT]          # default OUT=out; ~15 minutes on 2 CPU cores
+#   bash run.sh [OUT]          # default OUT=out; ~18 minutes on 2 CPU cores (1098 s measured)
 #   PRESET=configs/micro bash run.sh out_micro    # a tiny end-to-end run in ~1-2 minutes (the tests use it)
 #
 # On a machine without the requirements, it first makes a local environment in .venv and says
