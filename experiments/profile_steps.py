@@ -17,9 +17,15 @@ from nanoinstruct import common  # noqa: E402
 from nanoinstruct.model import GPT, GPTConfig, generate  # noqa: E402
 from nanoinstruct.rlhf import ptx_loss  # noqa: E402
 
-cfg = common.get_config(dict(threads=2, reps=7, rows=12, keep_freed=1))
+defaults = dict(
+    threads=2,
+    reps=7,            # timed repetitions per figure (the median is printed)
+    rows=12,           # profiler table rows
+    keep_freed=1,      # 1: common.keep_freed_memory() as common.setup does on CPU; 0: glibc's default
+)
+cfg = common.get_config(defaults)
 if cfg["keep_freed"]:
-    common.keep_freed_memory()   # as common.setup does on CPU
+    common.keep_freed_memory()
 torch.set_num_threads(cfg["threads"])
 V, C = 8192, 256
 torch.manual_seed(0)

@@ -23,7 +23,8 @@ MICRO_PRESETS = {"world.py": "data/world/prepare.py", "pretrain.py": "pretrain.p
                  "collect.py": "data/world/collect_comparisons.py", "rm.py": "train_rm.py",
                  "ppo.py": "train_ppo.py", "evaluate.py": "evaluate.py", "bench.py": "bench.py",
                  "overoptimization.py": "experiments/overoptimization.py", "habits.py": "experiments/habits.py",
-                 "frontier.py": "experiments/frontier.py"}   # the studies' micro settings
+                 "frontier.py": "experiments/frontier.py",
+                 "profile_steps.py": "experiments/profile_steps.py"}   # the studies' micro settings
 PRESET_OF = {script: f"configs/micro/{name}" for name, script in MICRO_PRESETS.items()}
 
 
