@@ -24,7 +24,7 @@ MICRO_PRESETS = {"world.py": "data/world/prepare.py", "pretrain.py": "pretrain.p
                  "ppo.py": "train_ppo.py", "evaluate.py": "evaluate.py", "bench.py": "bench.py",
                  "overoptimization.py": "experiments/overoptimization.py", "habits.py": "experiments/habits.py",
                  "frontier.py": "experiments/frontier.py",
-                 "profile_steps.py": "experiments/profile_steps.py"}   # the studies' micro settings
+                 "profile_steps.py": "experiments/profile_steps.py"}   # the experiments' micro settings
 PRESET_OF = {script: f"configs/micro/{name}" for name, script in MICRO_PRESETS.items()}
 
 
