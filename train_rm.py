@@ -46,8 +46,9 @@ defaults = dict(
     beta2=0.99, grad_clip=1.0, dropout=0.0,
     block_size=0,             # 0 = the model's context; longer examples are cut from the prompt's left
     max_train=0,              # use only the first N training prompts (0 = all)
+    group_batches=8,          # batches of similar length from runs of this many (data.length_grouped_order; 1 = off)
     drop_unended=True,        # leave out responses that never emitted end-of-text (PPO never asks the RM about them)
-    eval_interval=50, log_interval=10,
+    eval_interval=100, log_interval=10,   # an evaluation (all val comparisons) costs ~10 steps
     ckpt_interval=100,        # a checkpoint every N steps, for --init_from=resume
     stop_step=-1,             # stop (with a checkpoint) after this step, as if preempted; -1: never
 )
@@ -58,7 +59,8 @@ if resume:   # the saved run's settings, with what the command line changes on t
     if resume_ckpt.get("finished", True):   # trained and normalised: nothing is left to do
         print(f"{cfg['out_dir']}: this run has finished; nothing to resume")
         raise SystemExit(0)
-common.check_settings(cfg, positive=("epochs", "batch_size", "lr", "eval_interval", "log_interval", "norm_samples"),
+common.check_settings(cfg, positive=("epochs", "batch_size", "lr", "eval_interval", "log_interval", "norm_samples",
+                                    "group_batches"),
                       non_negative=("warmup_steps", "weight_decay", "grad_clip", "min_lr_frac", "block_size",
                                     "max_train", "ckpt_interval"), fractions=("dropout",))
 
@@ -163,7 +165,9 @@ max_steps = cfg["epochs"] * steps_per_epoch
 if len(train) - (steps_per_epoch - 1) * cfg["batch_size"] < world:
     common.die(f"--batch_size={cfg['batch_size']}: the last batch of an epoch would leave one of the {world} "
                f"processes without comparisons")
-order, start, train_cut = list(range(len(train))), 0, 0   # order: shuffled in place each epoch
+# a batch computes its longest sequence for every response: its length is the longest response's
+lengths = [max(len(encode_example(enc, c["prompt"], t, block)[0]) for t in c["responses"]) for c in train]
+order, start, train_cut = None, 0, 0
 if resume:   # continue exactly: weights, optimizer moments, step, the data order, every RNG
     optimizer.load_state_dict(resume_ckpt["optimizer"])
     common.restore_rng(resume_ckpt["rng"], shuffle=rng)
@@ -180,8 +184,8 @@ t0, tokens_since_log, step = time.time(), 0, start - 1
 model.train()
 for step in range(start, max_steps):
     epoch, i = divmod(step, steps_per_epoch)
-    if i == 0:
-        rng.shuffle(order)
+    if i == 0:   # a new epoch: a new order of the prompts
+        order = data.length_grouped_order(lengths, cfg["batch_size"], cfg["group_batches"], rng)
     batch = [train[j] for j in order[i * cfg["batch_size"]:(i + 1) * cfg["batch_size"]]]
     mine = ddp.shard(batch, rank, world)   # torchrun: this process's prompts (all of them on one)
     x, last, rows, _, cut = comparison_batch(mine, enc, block, device)

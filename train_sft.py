@@ -46,8 +46,11 @@ defaults = dict(
     epochs=5,
     batch_size=32,            # demonstrations per step
     lr=1e-3, min_lr_frac=0.1, warmup_steps=20, weight_decay=0.1,
-    beta2=0.99, grad_clip=1.0, dropout=0.1,
+    beta2=0.99, grad_clip=1.0,
+    dropout=0.0,              # paper: residual dropout 0.2; here 0.1 ended at val_loss 0.382, not 0.363, in ~1.5x the time
     block_size=0,             # 0 = the model's context; examples longer are cut from the prompt's left
+    group_batches=1,          # >1: batches of similar length from runs of this many (data.length_grouped_order);
+                              # 8 is 35% faster here, but its near-one-family batches end at val_loss 0.415, not 0.382
     ptx_frac=0.1,             # share of all learned tokens drawn from the pretraining corpus (paper App. C.3; 0 = off)
     ptx_bin="data/world/train.bin",
     eval_interval=100, log_interval=10,
@@ -60,7 +63,7 @@ cfg = common.get_config(defaults)
 resume = cfg["init_from"] == "resume"
 if resume:   # the saved run's settings, with what the command line changes on top
     resume_ckpt, cfg = common.resume_config(cfg, defaults)
-common.check_settings(cfg, positive=("epochs", "batch_size", "lr", "eval_interval", "log_interval"),
+common.check_settings(cfg, positive=("epochs", "batch_size", "lr", "eval_interval", "log_interval", "group_batches"),
                       non_negative=("warmup_steps", "weight_decay", "grad_clip", "min_lr_frac", "block_size",
                                     "n_samples", "max_new_tokens", "ckpt_interval"), fractions=("ptx_frac", "dropout"))
 
@@ -156,8 +159,7 @@ model.train()
 for step in range(start, max_steps):
     epoch, i = divmod(step, steps_per_epoch)
     if i == 0:   # a new epoch: a new order of the demonstrations
-        order = list(range(len(train_ex)))
-        rng.shuffle(order)
+        order = data.length_grouped_order([len(e[0]) for e in train_ex], cfg["batch_size"], cfg["group_batches"], rng)
     lr = common.cosine_lr(step, max_steps, cfg["lr"], cfg["warmup_steps"], cfg["min_lr_frac"])
     common.set_lr(optimizer, lr)
     batch = order[i * cfg["batch_size"]:(i + 1) * cfg["batch_size"]]

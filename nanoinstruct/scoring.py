@@ -21,6 +21,7 @@ def sample_and_score(policy, sft, reward_model, enc, prompts, temperature, gener
              (rlhf.penalize_unended, as PPO scores it)
       kl     log pi(y|x) - log pi_SFT(y|x) summed over the response tokens, pi at `temperature`
              and pi_SFT at ref_temperature: a one-sample estimate of KL(pi || pi_SFT), in nats
+             (exactly 0 for SFT itself at ref_temperature, whose forward is then skipped)
       texts  the decoded responses, end-of-text stripped
     """
     block, eot = policy.config.block_size, enc.eot_token
@@ -29,11 +30,14 @@ def sample_and_score(policy, sft, reward_model, enc, prompts, temperature, gener
         tokens, pmask, logprobs, mask = generate(policy, ids, max_new_tokens, eot, temperature, generator=generator)
         Tp = pmask.size(1)
         full = torch.cat([pmask, mask], 1)                                          # (B, Tp + Tn)
-        sft_logits = response_logits(sft, tokens, full, Tp, ref_temperature)        # (B, Tn, V)
         rm = last_token_scores(reward_model, tokens, Tp + mask.sum(1) - 1, full)   # (B,)
+        if policy is sft and temperature == ref_temperature:   # KL(pi_SFT || pi_SFT) = 0: no forward
+            kl = torch.zeros(len(prompts))
+        else:
+            sft_logits = response_logits(sft, tokens, full, Tp, ref_temperature)    # (B, Tn, V)
+            kl = torch.where(mask, logprobs - rlhf.logprobs_from_logits(sft_logits, tokens[:, Tp:]), 0.0).sum(1)
     ended = (tokens[:, Tp:] == eot).any(1)                                          # (B,)
     rm = rlhf.penalize_unended(rm.float(), ended, no_eot_score)
-    kl = torch.where(mask, logprobs - rlhf.logprobs_from_logits(sft_logits, tokens[:, Tp:]), 0.0).sum(1)
     out = {"gold": [], "rm": rm.tolist(), "kl": kl.tolist(), "texts": [], "ended": []}
     for p, t in zip(prompts, tokens[:, Tp:].tolist()):
         text, e = decode_response(enc, t)

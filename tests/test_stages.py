@@ -159,6 +159,47 @@ def test_sft_batch_masks_prompt_and_padding():
     assert (logits.grad[~mask] == 0).all() and (logits.grad[mask].abs().sum(-1) > 0).all()
 
 
+def test_length_grouped_order_is_an_epoch_of_similar_length_batches():
+    """Every example once; full batches first, the short one last; each batch's padding far below
+    a random batch's; group 1 is the plain shuffle; the batches' order is itself random."""
+    import random
+    lengths = [random.Random(i).randint(5, 80) for i in range(1003)]   # 31 full batches of 32 + 11
+    order = data.length_grouped_order(lengths, 32, 8, random.Random(0))
+    assert sorted(order) == list(range(1003))
+    batches = [order[k:k + 32] for k in range(0, 1003, 32)]
+    assert [len(b) for b in batches] == [32] * 31 + [11]
+
+    def padded(bs):   # tokens a batch computes beyond its real ones, over the epoch
+        return sum(max(lengths[j] for j in b) * len(b) - sum(lengths[j] for j in b) for b in bs)
+    plain = data.length_grouped_order(lengths, 32, 1, random.Random(0))
+    shuffled = list(range(1003))
+    random.Random(0).shuffle(shuffled)
+    assert plain == shuffled
+    assert padded(batches) < 0.25 * padded([plain[k:k + 32] for k in range(0, 1003, 32)])
+    firsts = [min(lengths[j] for j in b) for b in batches[:31]]
+    assert firsts != sorted(firsts) and firsts != sorted(firsts, reverse=True)
+    assert order != data.length_grouped_order(lengths, 32, 8, random.Random(1))
+
+
+def test_sft_scored_against_itself_has_kl_zero_and_others_do_not():
+    """scoring.sample_and_score: SFT at the reference temperature gets KL exactly 0 (no forward);
+    SFT at another temperature, and another model, get the one-sample estimate (nonzero)."""
+    from nanoinstruct import scoring
+    from nanoinstruct.model import GPT, GPTConfig
+    enc = tokenizer.encoding_from_ranks(tokenizer.train_bpe("Human: Assistant: the cat sat on a mat", 280))
+    torch.manual_seed(0)
+    cfg = GPTConfig(block_size=32, vocab_size=enc.n_vocab, n_layer=1, n_head=2, n_embd=16, dropout=0.0)
+    sft, other = GPT(cfg).eval(), GPT(cfg).eval()
+    rm = GPT(GPTConfig(**{**cfg.__dict__, "scalar_head": True})).eval()
+
+    def kl(policy, t):
+        out = scoring.sample_and_score(policy, sft, rm, enc, ["the cat"] * 4, t, torch.Generator().manual_seed(0),
+                                       lambda p, r, ended: 0.0, -2.0, max_new_tokens=6)
+        return out["kl"]
+    assert kl(sft, 1.0) == [0.0] * 4
+    assert all(abs(v) > 1e-4 for v in kl(sft, 0.5)) and all(abs(v) > 1e-4 for v in kl(other, 1.0))
+
+
 def test_reward_read_at_eot_for_ragged_padded_batch():
     """comparison_batch + reading at `last` gives each response's score at its own EOT: the same
     as scoring it alone without padding, and not one position off."""
