@@ -92,6 +92,7 @@ bench_items = [json.loads(line) for line in open(cfg["benchmark_file"])] if cfg[
 print(f"{len(prompts)} evaluation prompts; policies: {', '.join(names)}")
 
 
+@functools.lru_cache(maxsize=None)   # SFT's sample at the policies' seed is also a best-of-n draw
 @torch.no_grad()
 def sample_and_score(model, seed, temperature):
     """samples_per_prompt samples of every prompt at `temperature` -> per sample: gold score, RM
@@ -115,14 +116,16 @@ def sample_and_score(model, seed, temperature):
 @functools.lru_cache(maxsize=None)   # the SFT model is measured as a policy and again as each reference
 @torch.no_grad()
 def pretrain_val_loss(model):
-    """LM loss on fixed windows of the pretraining val split (the same windows for every policy)."""
+    """LM loss on fixed windows of the pretraining val split (the same windows for every policy).
+    torchrun: each process takes every n_proc-th batch of the same windows; the mean is summed."""
     g = torch.Generator().manual_seed(0)
-    losses = []
-    for _ in range(cfg["val_batches"]):
+    total = 0.0
+    for b in range(cfg["val_batches"]):
         x, y = lm_batch(val_tokens, cfg["val_batch_size"], cfg["val_block_size"], g, device)
-        with ctx:
-            losses.append(rlhf.ptx_loss(model.lm_logits(model(x)), y).item())
-    return sum(losses) / len(losses)
+        if b % n_proc == rank:
+            with ctx:
+                total += rlhf.ptx_loss(model.lm_logits(model(x)), y).item()
+    return ddp.all_sum(total, device=device) / cfg["val_batches"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -130,22 +133,25 @@ def pretrain_val_loss(model):
 def benchmark(model):
     """Zero-shot multiple-choice accuracy on the benchmark, with a Wilson 95% interval: each
     choice scored by the summed log-likelihood of its tokens after the context (the context
-    starts a document, after an end-of-text, as in pretraining); the likeliest is the answer."""
-    seqs, spans, owner = [], [], []
+    starts a document, after an end-of-text, as in pretraining); the likeliest is the answer.
+    torchrun: each process scores every n_proc-th chunk of 256 sequences; all get every score."""
+    seqs, spans = [], []
     for i, item in enumerate(bench_items):
         ctx_ids = [enc.eot_token] + enc.encode_ordinary(item["context"])
         for choice in item["choices"]:
             ids = ctx_ids + enc.encode_ordinary(choice)
-            seqs.append(ids), spans.append((len(ctx_ids), len(ids))), owner.append(i)
-    scores = []
-    for b in range(0, len(seqs), 256):
+            seqs.append(ids), spans.append((len(ctx_ids), len(ids)))
+    mine = {}
+    for b in range(rank * 256, len(seqs), n_proc * 256):
         x, _ = pad_right(seqs[b:b + 256], enc.eot_token)
         x = x.to(device)
         with ctx:
             logp = torch.log_softmax(model.lm_logits(model(x[:, :-1])).float(), -1)
         tok = logp.gather(-1, x[:, 1:, None]).squeeze(-1)               # (b, T-1): log p of token t+1
         for j, (lo, hi) in enumerate(spans[b:b + 256]):
-            scores.append(tok[j, lo - 1:hi - 1].sum().item())
+            mine[b + j] = tok[j, lo - 1:hi - 1].sum().item()
+    every = {k: v for part in ddp.gather(mine) for k, v in part.items()}
+    scores = [every[k] for k in range(len(seqs))]
     correct, k = 0, 0
     for i, item in enumerate(bench_items):
         n = len(item["choices"])
@@ -189,7 +195,9 @@ def sample_best_of(n, draws):
 
 @functools.lru_cache(maxsize=None)
 def best_of_draws():
-    return [sample_and_score(sft, cfg["seed"] + 2000 + j, cfg["temperature"]) for j in range(cfg["best_of"])]
+    """best_of samples of SFT per slot: the first is the sft row's own (independent of the baseline
+    all rows face), the others new."""
+    return [sample_and_score(sft, cfg["seed"] + (2000 + j if j else 0), cfg["temperature"]) for j in range(cfg["best_of"])]
 
 
 runs = [(n, m, functools.partial(sample_and_score, m, cfg["seed"], cfg["temperature"]), "policies")

@@ -120,6 +120,10 @@ def test_evaluation_shares_out_its_batches(micro, tmp_path):
     for kind in ("policies", "references"):
         for name, row in rep2[kind].items():
             assert 0 <= row["win_rate_ties_half"] <= 1 and row["rm_score"] == row["rm_score"], name
+            # the benchmark's chunks and the LM-loss batches are shared out too: the same figures
+            ref = rep1[kind][name]
+            assert abs(row["pretrain_val_loss"] - ref["pretrain_val_loss"]) < 1e-3 * ref["pretrain_val_loss"], name
+            assert abs(row["benchmark_accuracy"] - ref["benchmark_accuracy"]) <= 2 / 440, name
     s1, s2 = (json.load(open(d / "eval" / "samples.json")) for d in (one, two))
     assert s1["prompts"] == s2["prompts"] and len(s2["prompts"]) == 5
     for name in s1:   # sample-major: the first batch holds the first sample of prompts 0..3
