@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job: the whole InstructGPT pipeline on the default world, on a laptop CPU.
 #
-#   bash run.sh [OUT]          # default OUT=out; ~18 minutes on 2 CPU cores (1098 s measured)
+#   bash run.sh [OUT]          # default OUT=out; ~13 minutes on 2 CPU cores (785 s measured)
 #   PRESET=configs/micro bash run.sh out_micro    # a tiny end-to-end run in ~1-2 minutes (the tests use it)
 #
 # On a machine without the requirements, it first makes a local environment in .venv and says
@@ -15,8 +15,9 @@
 # EXTRA_ARGS (e.g. "--device=cuda --compile=True") is added to every training script.
 # NPROC (default: the CPU's cores, or 1 with a GPU) runs the sampling stages, collect and evaluate,
 # as that many one-thread processes under torchrun: on a CPU, decoding is small products that one
-# thread per core keeps busier than one process's threads do (2 cores: collect 171 -> 94 s,
-# evaluate 219 -> 160 s). Training stages gain nothing from it (measured) and run as one process.
+# thread per core keeps busier than one process's threads do (2 cores, back to back: collect of
+# 640 prompts 28.0 -> 22.8 s, evaluate of 128 prompts 56.5 -> 54.5 s; experiments/stage_speed.sh).
+# Training stages gain nothing from it (measured) and run as one process.
 set -euo pipefail
 cd "$(dirname "$0")"
 OUT=${1:-out}
