@@ -400,3 +400,20 @@ def test_habit_sweep_micro(micro, tmp_path):
     assert sorted(os.listdir(preset)) == sorted(f for f in os.listdir(os.path.join(ROOT, "configs", "micro")) if f.endswith(".py"))
     assert (preset / "world.py").read_text().rstrip().endswith("habit_strength = 0.0   # experiments/habits.py")
     assert not (runs / "h0").exists()
+
+
+def test_diagnostic_scripts_micro(micro):
+    """experiments/rm_knowledge.py and benchmark_flips.py on the micro run: a table row per
+    family and split with accuracies in [0, 1]; per-item flips that add up to the accuracies."""
+    out, _ = micro
+    rows = [line.split("|")[1:-1] for line in run_study(out, "experiments/rm_knowledge.py", f"--out={out}",
+                                                         "--n_pairs=20").splitlines() if line.startswith("| fact") or line.startswith("| benign")]
+    assert [r[0].strip() for r in rows] == ["fact, train split", "fact, eval split", "benign, train split", "benign, eval split"]
+    assert all(0 < int(r[1]) <= 20 and 0 <= float(r[2]) <= 1 and 0 <= float(r[3]) <= 1 for r in rows)
+    stdout = run_study(out, "experiments/benchmark_flips.py", f"--out={out}")
+    acc = {line.split()[0]: float(line.split()[2]) for line in stdout.splitlines() if " accuracy " in line}
+    assert set(acc) == {"base", "sft", "ppo", "ppo_ptx"}
+    for line in (ln for ln in stdout.splitlines() if " -> " in ln):
+        a, b = line.split(":")[0].split(" -> ")
+        lost, gained = (int(w.strip(",")) for w in line.split()[4:7:2])
+        assert (gained - lost) / 440 == pytest.approx(acc[b] - acc[a], abs=2e-3), line
