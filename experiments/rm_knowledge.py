@@ -6,9 +6,11 @@ reward model scores the true one higher, and how often the SFT model's likelihoo
     python experiments/rm_knowledge.py --out=out
 
 A gap between the two is knowledge the reward model cannot read at the response's end: it then
-judges content pairs no better than chance, however many comparisons it sees (README, "What
-limits it").
+judges content pairs no better than chance (README, "What limits it"). Last, how many of the
+run's training comparisons teach it: fact and benign pairs whose correctness differs by more
+than 0.5, and how many of those have the same constraint and style (content alone differs).
 """
+import json
 import os
 import random
 import sys
@@ -65,3 +67,18 @@ for family in ("fact", "benign"):
         pairs = true_and_wrong(family, split, random.Random(cfg["seed"]))
         rm_acc, lm_acc = rm_and_lm_accuracy(pairs)
         print(f"| {family}, {split} split | {len(pairs)} | {rm_acc:.3f} | {lm_acc:.3f} |")
+
+n_content = n_alone = 0
+for line in open(os.path.join(cfg["out"], "world", "comparisons_train.jsonl")):
+    c = json.loads(line)
+    if world.family_of(c["prompt"]) not in ("fact", "benign"):
+        continue
+    parts = [(world.correctness(c["prompt"], r), world.constraint_ok(c["prompt"], r), world.style(c["prompt"], r))
+             for r in c["responses"]]
+    for a in range(len(parts)):
+        for b in range(a + 1, len(parts)):
+            if abs(parts[a][0] - parts[b][0]) > 0.5:
+                n_content += 1
+                n_alone += parts[a][1:] == parts[b][1:]
+print(f"training comparisons: {n_content} fact/benign pairs differ in correctness by > 0.5; "
+      f"in {n_alone} of them nothing else differs")

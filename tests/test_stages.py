@@ -403,13 +403,21 @@ def test_habit_sweep_micro(micro, tmp_path):
 
 
 def test_diagnostic_scripts_micro(micro):
-    """experiments/rm_knowledge.py and benchmark_flips.py on the micro run: a table row per
-    family and split with accuracies in [0, 1]; per-item flips that add up to the accuracies."""
+    """experiments/rm_knowledge.py, rm_clean_pairs.py and benchmark_flips.py on the micro run: a
+    table row per family and split with accuracies in [0, 1]; an RM trained on the clean pairs
+    written; per-item flips that add up to the accuracies."""
     out, _ = micro
-    rows = [line.split("|")[1:-1] for line in run_study(out, "experiments/rm_knowledge.py", f"--out={out}",
-                                                         "--n_pairs=20").splitlines() if line.startswith("| fact") or line.startswith("| benign")]
+    lines = run_study(out, "experiments/rm_knowledge.py", f"--out={out}", "--n_pairs=20").splitlines()
+    rows = [line.split("|")[1:-1] for line in lines if line.startswith("| fact") or line.startswith("| benign")]
+    words = lines[-1].split()
+    assert lines[-1].startswith("training comparisons: ") and 0 <= int(words[-6]) <= int(words[2])
     assert [r[0].strip() for r in rows] == ["fact, train split", "fact, eval split", "benign, train split", "benign, eval split"]
     assert all(0 < int(r[1]) <= 20 and 0 <= float(r[2]) <= 1 and 0 <= float(r[3]) <= 1 for r in rows)
+    line = run_study(out, "experiments/rm_clean_pairs.py", f"--out={out}", "--n_train=64", "--n_val=16",
+                     f"--study_dir={out.parent / 'clean_pairs'}").strip().splitlines()[-1]
+    assert line.startswith("RM from SFT on 64 clean true/wrong pairs: ") and line.endswith(" on 16 held-out ones")
+    assert 0 <= float(line.split(": ")[1].split()[0]) <= 1
+    assert sum(1 for _ in open(out.parent / "clean_pairs" / "train.jsonl")) == 64
     stdout = run_study(out, "experiments/benchmark_flips.py", f"--out={out}")
     acc = {line.split()[0]: float(line.split()[2]) for line in stdout.splitlines() if " accuracy " in line}
     assert set(acc) == {"base", "sft", "ppo", "ppo_ptx"}
