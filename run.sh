@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job: the whole InstructGPT pipeline on the default world, on a laptop CPU.
 #
-#   bash run.sh [OUT]          # default OUT=out; ~13 minutes on 2 CPU cores (785 s measured)
+#   bash run.sh [OUT]          # default OUT=out; ~10 minutes on 2 CPU cores (569 s measured; ~1.9x that on a slower VM)
 #   PRESET=configs/micro bash run.sh out_micro    # a tiny end-to-end run in ~1-2 minutes (the tests use it)
 #
 # On a machine without the requirements, it first makes a local environment in .venv and says
