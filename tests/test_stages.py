@@ -425,3 +425,25 @@ def test_diagnostic_scripts_micro(micro):
         a, b = line.split(":")[0].split(" -> ")
         lost, gained = (int(w.strip(",")) for w in line.split()[4:7:2])
         assert (gained - lost) / 440 == pytest.approx(acc[b] - acc[a], abs=2e-3), line
+
+
+def test_ppo_lr_tax_study_micro(micro):
+    """experiments/ppo_lr_tax.sh on the micro run: PPO and PPO-ptx re-trained at another learning
+    rate into OUT/studies, the finished run left as it was, a printed row per policy that agrees
+    with the study's own report.json."""
+    out, _ = micro
+    before = (out / "ppo" / "ckpt.pt").stat().st_mtime_ns
+    r = subprocess.run(["bash", "experiments/ppo_lr_tax.sh", str(out), "3e-4"], cwd=out.parent, capture_output=True,
+                       text=True, env={**os.environ, "PRESET": "configs/micro", "NPROC": "1", "PYTHON": sys.executable})
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    study = out / "studies" / "ppo_lr3e-4"
+    report = json.load(open(study / "eval" / "report.json"))
+    assert set(report["policies"]) == {"sft", "ppo", "ppo_ptx"}
+    rows = {ln.split()[0]: ln for ln in r.stdout.splitlines() if " gold - SFT's " in ln}
+    assert set(rows) == {"sft", "ppo", "ppo_ptx"}
+    for name, line in rows.items():
+        assert f"benchmark {report['policies'][name]['benchmark_accuracy']:.3f}" in line, line
+    cfg = json.load(open(study / "ppo" / "config.json"))
+    assert cfg["lr"] == pytest.approx(3e-4) and cfg["ptx_coef"] == 0
+    assert json.load(open(study / "ppo_ptx" / "config.json"))["ptx_coef"] > 0
+    assert (out / "ppo" / "ckpt.pt").stat().st_mtime_ns == before   # the finished run only read
