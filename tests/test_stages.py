@@ -447,3 +447,24 @@ def test_ppo_lr_tax_study_micro(micro):
     assert cfg["lr"] == pytest.approx(3e-4) and cfg["ptx_coef"] == 0
     assert json.load(open(study / "ppo_ptx" / "config.json"))["ptx_coef"] > 0
     assert (out / "ppo" / "ckpt.pt").stat().st_mtime_ns == before   # the finished run only read
+
+
+def test_rm_label_noise_study_micro(micro, tmp_path):
+    """experiments/rm_label_noise.py on the micro run: the comparisons ranked again at each sigma
+    (the same samples and gold, a new ranking: near 0 it is the gold order), a reward model trained
+    on each, and a printed row per sigma that matches results.json."""
+    out, _ = micro
+    stdout = run_study(out, "experiments/rm_label_noise.py", f"--out={out}", "--sigmas=0.001,0.5",
+                       f"--study_dir={tmp_path}", "--extra=--config=configs/micro/rm.py")
+    res = json.load(open(tmp_path / "results.json"))
+    assert [r["sigma"] for r in res] == [0.001, 0.5]
+    assert res[0]["labeler_agreement"] > res[1]["labeler_agreement"]
+    assert res[0]["labeler_gold_accuracy"] > 0.99 and res[1]["labeler_gold_accuracy"] < 0.99
+    orig = data.read_jsonl(str(out / "world" / "comparisons_val.jsonl"), "comparisons")
+    new = data.read_jsonl(str(tmp_path / "sigma0.001" / "comparisons_val.jsonl"), "comparisons")
+    assert [(r["prompt"], r["responses"], r["gold"]) for r in new] == [(r["prompt"], r["responses"], r["gold"]) for r in orig]
+    for r in new:   # sigma near 0: the gold order, wherever the gold scores differ
+        g = [r["gold"][i] for i in r["ranking"]]
+        assert all(a >= b - 1e-6 for a, b in zip(g, g[1:]))
+    rows = [ln for ln in stdout.splitlines() if ln.startswith("sigma ")]
+    assert len(rows) == 2 and all(f"against gold {r['rm_gold_accuracy']:.3f}" in ln for r, ln in zip(res, rows))
