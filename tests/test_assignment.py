@@ -1,7 +1,8 @@
 """The course-assignment mode (nanoinstruct/assignment): the part checks themselves, and the
 instructor's contract: the reference gets full points, the student copy gets 0 and still works,
 holds no solution line, and one re-inserted part earns exactly its points; the fixtures
-regenerate bit for bit.
+regenerate from the reference (bit for bit on the machine that wrote them, within float32 rounding
+on another CPU).
 
 In a student copy, `python -m pytest -q tests/test_assignment.py -k <part>` runs that part's
 checks on the student's own code; the instructor's tests skip there."""
@@ -13,6 +14,7 @@ import sys
 import xml.etree.ElementTree as ET
 import zipfile
 
+import numpy as np
 import pytest
 
 from nanoinstruct import model, rlhf
@@ -248,12 +250,41 @@ def test_grader_survives_a_part_that_hangs(tmp_path):
 
 
 @reference_only
-def test_fixtures_regenerate_bit_for_bit(tmp_path):
+def test_fixtures_regenerate(tmp_path):
     for name in checks.SETS:
         new = checks.generate(name, str(tmp_path))
-        assert open(new, "rb").read() == open(checks.path_of(name), "rb").read(), name
+        again = checks.generate(name, str(tmp_path / "again"))
+        assert open(new, "rb").read() == open(again, "rb").read(), name    # on one machine: bit for bit
+        assert checks.regeneration_drift(name, new) == [], name          # against the committed file
         with zipfile.ZipFile(new) as z:   # tensors only: .npy members, no pickles
             assert all(n.endswith(".npy") for n in z.namelist())
+
+
+@reference_only
+def test_regeneration_drift_catches_a_changed_reference(tmp_path):
+    """float32 rounding passes; an output moved by a fifth of a student's tolerance, an input
+    moved at all, or an array gone does not."""
+    def variant(change):
+        arrays = {f"{kind}:{part}:{k}": v for part, d in checks.load_npz("public").items()
+                  for kind, kv in d.items() for k, v in kv.items()}
+        change(arrays)
+        p = str(tmp_path / f"v{len(os.listdir(tmp_path))}.npz")
+        checks.save_npz(p, arrays)
+        return checks.regeneration_drift("public", p)
+
+    def ulps(a):
+        a["out:ptx_loss:loss"] = np.float64(np.float32(a["out:ptx_loss:loss"]) * np.float32(1 + 2 ** -22))
+
+    def off(a):
+        a["out:ptx_loss:loss"] = a["out:ptx_loss:loss"] * (1 + 2 * checks.DRIFT * checks.RTOL)
+
+    def moved_input(a):
+        a["in:gae:rewards"] = a["in:gae:rewards"] + np.float32(1e-7)
+
+    assert variant(lambda a: None) == [] and variant(ulps) == []
+    assert "out:ptx_loss:loss" in variant(off)[0]
+    assert "in:gae:rewards: inputs differ" in variant(moved_input)[0]
+    assert "in one file only" in variant(lambda a: a.pop("out:gae:advantages"))[0]
 
 
 @reference_only
