@@ -242,7 +242,7 @@ def test_grader_survives_a_part_that_hangs(tmp_path):
     d = tmp_path / "hw"
     handout.make(str(d), ["gae", "whiten"], notes=str(tmp_path / "notes.md"))
     fill(str(d), str(d), ["whiten"], edit={"gae": ["    while True:", "        pass"]}.get)
-    r = grade_cli("grade", str(d), "--timeout", "10", "--json", str(tmp_path / "r.json"))
+    r = grade_cli("grade", str(d), "--timeout", "3", "--json", str(tmp_path / "r.json"))
     assert r.returncode == 0, r.stderr
     res = json.load(open(tmp_path / "r.json"))
     assert points(res) == {"gae": 0, "whiten": 6}
