@@ -468,3 +468,29 @@ def test_rm_label_noise_study_micro(micro, tmp_path):
         assert all(a >= b - 1e-6 for a, b in zip(g, g[1:]))
     rows = [ln for ln in stdout.splitlines() if ln.startswith("sigma ")]
     assert len(rows) == 2 and all(f"against gold {r['rm_gold_accuracy']:.3f}" in ln for r, ln in zip(res, rows))
+
+
+def test_rm_data_scale_study_micro(micro, tmp_path):
+    """experiments/rm_data_scale.py on the micro run: fresh training-split prompts (none of them an
+    evaluation prompt), the run's SFT samples of them ranked, the union with the run's training
+    comparisons, an RM on it read on the run's own validation file, and printed rows that match
+    results.json."""
+    out, _ = micro
+    stdout = run_study(out, "experiments/rm_data_scale.py", f"--out={out}", "--extra_prompts=24", "--nproc=1",
+                       "--collect_config=configs/micro/collect.py", f"--study_dir={tmp_path}",
+                       "--extra=--config=configs/micro/rm.py")
+    prompts = [r["prompt"] for r in data.read_jsonl(str(tmp_path / "prompts.jsonl"), "prompts")]
+    evals = {r["prompt"] for r in data.read_jsonl(str(out / "world" / "prompts_eval.jsonl"), "prompts")}
+    assert len(prompts) == 24 and not set(prompts) & evals
+    base = data.read_jsonl(str(out / "world" / "comparisons_train.jsonl"), "comparisons")
+    added = data.read_jsonl(str(tmp_path / "comparisons_train.jsonl"), "comparisons")
+    assert added and {r["prompt"] for r in added} <= set(prompts)
+    assert data.read_jsonl(str(tmp_path / "union_train.jsonl"), "comparisons") == base + added
+    rm_cfg = json.load(open(tmp_path / "rm" / "config.json"))
+    assert os.path.samefile(rm_cfg["val_file"], out / "world" / "comparisons_val.jsonl")
+    res = json.load(open(tmp_path / "results.json"))
+    assert [r["train_prompts"] for r in res["rows"]] == [len(base), len(base) + len(added)]
+    run_summary = json.load(open(out / "rm" / "summary.json"))
+    assert res["rows"][0]["rm_gold_accuracy"] == run_summary["gold_accuracy"]
+    rows = [ln for ln in stdout.splitlines() if "training prompts |" in ln]
+    assert len(rows) == 2 and all(f"against gold {r['rm_gold_accuracy']:.3f}" in ln for r, ln in zip(res["rows"], rows))
