@@ -26,11 +26,13 @@ def run_2proc(args):
         port = s.getsockname()[1]
     procs = [subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               env={**os.environ, "RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": "2",
-                                   "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "OMP_NUM_THREADS": "1"})
+                                   "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "OMP_NUM_THREADS": "1",
+                                   "PYTHONUNBUFFERED": "1"})   # a process that aborts still shows how far it got
              for r in range(2)]
     outs = [p.communicate(timeout=600) for p in procs]
-    for p, (out, err) in zip(procs, outs):
-        assert p.returncode == 0, out[-3000:] + err[-3000:]
+    if any(p.returncode for p in procs):   # both processes' ends: the one that failed first may be either
+        raise AssertionError(f"{args} on 2 processes: exit codes {[p.returncode for p in procs]}\n" + "\n".join(
+            f"--- rank {r} stdout:\n{out[-3000:]}\n--- rank {r} stderr:\n{err[-3000:]}" for r, (out, err) in enumerate(outs)))
     return outs[0][0], outs[1][0]
 
 
