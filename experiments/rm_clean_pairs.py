@@ -9,10 +9,10 @@ model, are what keeps content unread: there the content differences come mixed w
 """
 import os
 import random
-import subprocess
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import studylib  # noqa: E402  (it puts the repository root on sys.path)
 from nanoinstruct import common, world  # noqa: E402
 from nanoinstruct.data import write_jsonl  # noqa: E402
 
@@ -35,14 +35,7 @@ rng = random.Random(cfg["seed"])
 train, val = os.path.join(study, "train.jsonl"), os.path.join(study, "val.jsonl")
 write_jsonl(train, clean_pairs("train", cfg["n_train"], rng))
 write_jsonl(val, clean_pairs("eval", cfg["n_val"], rng))
-root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-r = subprocess.run([sys.executable, os.path.join(root, "train_rm.py"), f"--init_from={os.path.join(cfg['out'], 'sft')}",
-                    f"--out_dir={os.path.join(study, 'rm')}", f"--train_file={train}", f"--val_file={val}",
-                    f"--norm_file={os.path.join(cfg['out'], 'world', 'demos_train.jsonl')}",
-                    f"--batch_size={cfg['batch_size']}", "--eval_interval=1000000"],
-                   capture_output=True, text=True)
-if r.returncode != 0:
-    sys.exit(r.stdout[-2000:] + r.stderr[-2000:])
-final = next(line for line in r.stdout.splitlines() if line.startswith("final:"))
-acc = float(final.split("val_accuracy ")[1].split()[0])
+summary = studylib.train_rm(cfg["out"], os.path.join(study, "rm"), train, val, os.path.join(study, "rm.log"),
+                           [f"--batch_size={cfg['batch_size']}", "--eval_interval=1000000"])
+acc = summary["val_accuracy"]
 print(f"RM from SFT on {cfg['n_train']} clean true/wrong pairs: {acc:.3f} on {cfg['n_val']} held-out ones")

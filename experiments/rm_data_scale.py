@@ -1,8 +1,9 @@
 """Would more comparisons take the reward model to the issue's 0.85 against gold? Fresh prompts of
 the run's training distribution (world.sample_prompts with FAMILY_WEIGHTS, another seed), the
-run's SFT model's samples of them ranked by the same labelers (collect_comparisons.py, the run's
-settings), added to the run's training comparisons; a reward model trained from SFT on the union
-and read on the run's own validation comparisons, beside the run's RM (OUT/rm/summary.json).
+run's SFT model's samples of them ranked by the same labelers (collect_comparisons.py with the
+defaults run.sh uses; --collect_config for a preset's), added to the run's training comparisons;
+a reward model trained from SFT on the union and read on the run's own validation comparisons,
+beside the run's RM (OUT/rm/summary.json).
 
     python experiments/rm_data_scale.py --out=out --extra_prompts=8000   # ~11 min on 2 cores (bf16)
 
@@ -43,11 +44,8 @@ added = read_jsonl(os.path.join(study, "comparisons_train.jsonl"), "comparisons"
 write_jsonl(os.path.join(study, "union_train.jsonl"), base + added)
 
 # 2. a reward model on the union, read on the run's validation comparisons
-args = [f"--init_from={os.path.join(out, 'sft')}", f"--out_dir={os.path.join(study, 'rm')}",
-        f"--train_file={os.path.join(study, 'union_train.jsonl')}",
-        f"--val_file={os.path.join(W, 'comparisons_val.jsonl')}",
-        f"--norm_file={os.path.join(W, 'demos_train.jsonl')}", *cfg["extra"].split()]
-studylib.run("train_rm.py", args, os.path.join(study, "rm.log"))
+studylib.train_rm(out, os.path.join(study, "rm"), os.path.join(study, "union_train.jsonl"),
+                  os.path.join(W, "comparisons_val.jsonl"), os.path.join(study, "rm.log"), cfg["extra"].split())
 meta = json.load(open(os.path.join(study, "comparisons_meta.json")))
 rows = []
 for name, rm, n in (("run", os.path.join(out, "rm"), len(base)), ("union", os.path.join(study, "rm"), len(base) + len(added))):

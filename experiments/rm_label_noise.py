@@ -35,12 +35,8 @@ for sigma in (float(s) for s in str(cfg["sigmas"]).split(",")):
                     [{**r, "ranking": world.rank(r["prompt"], r["responses"], rng.randrange(cfg["n_labelers"]), r["ended"])}
                      for r in rows])
     agreement = world.labeler_agreement([(r["prompt"], r["responses"]) for r in every], ended=[r["ended"] for r in every])
-    args = [f"--init_from={os.path.join(out, 'sft')}", f"--out_dir={os.path.join(d, 'rm')}",
-            f"--train_file={os.path.join(d, 'comparisons_train.jsonl')}",
-            f"--val_file={os.path.join(d, 'comparisons_val.jsonl')}",
-            f"--norm_file={os.path.join(W, 'demos_train.jsonl')}", *cfg["extra"].split()]
-    studylib.run("train_rm.py", args, os.path.join(d, "rm.log"))
-    summary = json.load(open(os.path.join(d, "rm", "summary.json")))
+    summary = studylib.train_rm(out, os.path.join(d, "rm"), os.path.join(d, "comparisons_train.jsonl"),
+                                os.path.join(d, "comparisons_val.jsonl"), os.path.join(d, "rm.log"), cfg["extra"].split())
     row = dict(sigma=sigma, labeler_agreement=agreement, labeler_gold_accuracy=summary.get("labeler_gold_accuracy"),
                rm_val_accuracy=summary["val_accuracy"], rm_gold_accuracy=summary["gold_accuracy"])
     results.append(row)

@@ -1,6 +1,7 @@
-"""What the three study scripts share (overoptimization.py, habits.py, frontier.py): running a
-script of this repository as its own process, re-running a finished stage with some settings
-changed, and sampling a policy several times per prompt with every sample scored three ways
+"""What the study scripts share (overoptimization.py, habits.py, frontier.py, and the reward-model
+studies rm_label_noise.py, rm_data_scale.py, rm_clean_pairs.py): running a script of this
+repository as its own process, training a reward model from a run's SFT model, re-running a
+finished stage with some settings changed, and sampling a policy several times per prompt with every sample scored three ways
 (gold, reward model, KL to SFT). The studies read a finished `bash run.sh OUT` and write under
 OUT/studies/; they never change the run itself."""
 import contextlib
@@ -46,6 +47,18 @@ def run(script, args, log_path, env=None):
     if r.returncode:
         sys.exit(f"{script} failed (exit {r.returncode}); the end of {log_path}:\n{open(log_path).read()[-3000:]}")
     return time.time() - t0
+
+
+def train_rm(out, rm_dir, train_file, val_file, log_path, extra=()):
+    """train_rm.py from the run's SFT model (OUT/sft), its rewards normalised on the run's
+    demonstrations, on train_file, evaluated on val_file, into rm_dir (`extra`: more settings) ->
+    its summary.json. Paths may be relative to the caller's directory: they are made absolute,
+    since the script runs from the repository root."""
+    out, rm_dir = os.path.abspath(out), os.path.abspath(rm_dir)
+    run("train_rm.py", [f"--init_from={os.path.join(out, 'sft')}", f"--out_dir={rm_dir}",
+                        f"--train_file={os.path.abspath(train_file)}", f"--val_file={os.path.abspath(val_file)}",
+                        f"--norm_file={os.path.join(out, 'world', 'demos_train.jsonl')}", *extra], log_path)
+    return json.load(open(os.path.join(rm_dir, "summary.json")))
 
 
 def done(run_dir, **settings):
